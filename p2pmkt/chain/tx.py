@@ -1,0 +1,148 @@
+"""Signed transactions: the envelope every state change travels in.
+
+Wire form (canonical CBOR; see docs/PROTOCOL.md for a byte-level example)::
+
+    SignedTransaction = {"body": bstr, "sig": bstr(65)}
+    body (canonical CBOR map) = {
+        "chain":   tstr,        chain id; a transaction is only valid on its own chain
+        "from":    bstr(20),    sender address
+        "nonce":   uint,        per-sender sequence number, starting at 0 (replay protection)
+        "kind":    tstr,        e.g. "visit.batch", "market.update" (see p2pmkt.market.kinds)
+        "payload": map,         kind-specific, validated by the kind's handler
+    }
+
+``sig`` is a recoverable secp256k1 signature over ``body`` with purpose ``"tx"``
+(:mod:`p2pmkt.crypto.signing`). The transaction id is ``sha256(body)``: it does not cover the
+signature, so ECDSA malleability cannot mint a second id for one transaction.
+
+Invariants: ``body`` is the canonical encoding of the body map (checked on decode), ``from``
+recovers from ``sig``; decoding never raises anything but :class:`DecodeError`,
+:class:`InvalidTransaction` or :class:`InvalidSignature`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.crypto.signing import PURPOSE_TX, recover_signer, sign
+from p2pmkt.errors import DecodeError, InvalidSignature, InvalidTransaction
+from p2pmkt.types import Address, Hash32
+from p2pmkt.wire.cbor import decode, encode, encode_unchecked
+
+MAX_TX_BYTES = 1024 * 1024
+"""Hard ceiling for one encoded transaction; the chain's genesis may set a lower one."""
+
+_BODY_KEYS = frozenset({"chain", "from", "nonce", "kind", "payload"})
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """An unsigned transaction body."""
+
+    chain: str
+    sender: Address
+    nonce: int
+    kind: str
+    payload: dict[str, Any]
+
+    def encode_body(self) -> bytes:
+        return encode(
+            {
+                "chain": self.chain,
+                "from": bytes(self.sender),
+                "nonce": self.nonce,
+                "kind": self.kind,
+                "payload": self.payload,
+            }
+        )
+
+    def sign(self, key: PrivateKey) -> SignedTransaction:
+        """Sign with ``key``, whose address must be ``sender``."""
+        if key.address != self.sender:
+            raise ValueError("signing key does not belong to the transaction's sender")
+        body = self.encode_body()
+        return SignedTransaction(
+            tx=self, body=body, sig=sign(key, self.chain, PURPOSE_TX, body),
+            txid=Hash32(hashlib.sha256(body).digest()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    """A transaction with its canonical body bytes, signature and id."""
+
+    tx: Transaction
+    body: bytes
+    sig: bytes
+    txid: Hash32
+
+    def encode(self) -> bytes:
+        return encode_unchecked({"body": self.body, "sig": self.sig})
+
+    @property
+    def sender(self) -> Address:
+        return self.tx.sender
+
+
+def make_tx(
+    key: PrivateKey, chain: str, nonce: int, kind: str, payload: dict[str, Any]
+) -> SignedTransaction:
+    """Build and sign a transaction from ``key``'s address."""
+    return Transaction(chain, key.address, nonce, kind, payload).sign(key)
+
+
+def decode_tx(data: bytes, *, max_size: int = MAX_TX_BYTES) -> SignedTransaction:
+    """Decode the wire form **without** checking the signature (see :func:`verify_tx`).
+
+    Raises:
+        DecodeError: not canonical CBOR of the right shape, or too large.
+        InvalidTransaction: a body field has the wrong type or range.
+    """
+    outer = decode(data, max_size=max_size, canonical=True, max_depth=2)
+    if not isinstance(outer, dict) or set(outer) != {"body", "sig"}:
+        raise DecodeError('a signed transaction is a map {"body": bytes, "sig": bytes}')
+    body, sig = outer["body"], outer["sig"]
+    if not isinstance(body, bytes) or not isinstance(sig, bytes):
+        raise DecodeError('"body" and "sig" of a signed transaction must be byte strings')
+    fields = decode(body, max_size=max_size, canonical=True)
+    if not isinstance(fields, dict) or set(fields) != _BODY_KEYS:
+        raise InvalidTransaction(
+            f"transaction body must have exactly the fields {sorted(_BODY_KEYS)}"
+        )
+    chain, sender, nonce, kind, payload = (
+        fields["chain"], fields["from"], fields["nonce"], fields["kind"], fields["payload"]
+    )
+    if not isinstance(chain, str) or not 0 < len(chain) <= 64:
+        raise InvalidTransaction("transaction 'chain' must be a chain id of 1 to 64 characters")
+    if not isinstance(sender, bytes) or len(sender) != 20:
+        raise InvalidTransaction("transaction 'from' must be a 20-byte address")
+    if type(nonce) is not int or not 0 <= nonce < 2**63:
+        raise InvalidTransaction("transaction 'nonce' must be an integer in [0, 2**63)")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 64:
+        raise InvalidTransaction("transaction 'kind' must be text of 1 to 64 characters")
+    if not isinstance(payload, dict):
+        raise InvalidTransaction("transaction 'payload' must be a map")
+    tx = Transaction(chain, Address(sender), nonce, kind, payload)
+    return SignedTransaction(tx=tx, body=body, sig=sig, txid=Hash32(hashlib.sha256(body).digest()))
+
+
+def verify_tx(stx: SignedTransaction, chain_id: str) -> None:
+    """Check chain id and signature.
+
+    Raises:
+        InvalidTransaction: the transaction is for another chain.
+        InvalidSignature: the signature was not made by ``from`` for this chain.
+    """
+    if stx.tx.chain != chain_id:
+        raise InvalidTransaction(
+            f"transaction is for chain {stx.tx.chain!r}, this node runs {chain_id!r}",
+            reason="wrong_chain",
+        )
+    signer = recover_signer(chain_id, PURPOSE_TX, stx.body, stx.sig)
+    if signer != stx.tx.sender:
+        raise InvalidSignature(
+            f"signature was made by 0x{signer.hex()}, not by the sender 0x{stx.tx.sender.hex()}"
+        )

@@ -1,0 +1,1 @@
+"""p2pmkt.market: the SPEC domain (visits, indicators, reports, marketing information)."""

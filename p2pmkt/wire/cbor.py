@@ -1,0 +1,148 @@
+"""Canonical CBOR: the one encoding for everything p2pmkt signs, hashes or sends.
+
+Theory of operation
+-------------------
+We use a strict subset of CBOR (RFC 8949) with the core deterministic encoding of §4.2:
+
+* types: null, booleans, integers in [-2**63, 2**64 - 1], byte strings, text strings, arrays,
+  and maps whose keys are **all text strings**. No floats (determinism: fixed-point integers
+  instead), no tags, no undefined or simple values, no indefinite lengths, no duplicate keys.
+* shortest-form lengths and integers; map keys sorted bytewise by their encoding.
+
+Restricting map keys to text strings is what makes cbor2's ``canonical=True`` (length-first
+key order, RFC 7049) produce exactly the RFC 8949 §4.2.1 bytewise order: for keys of one major
+type with definite lengths, the header grows with the length, so both orders agree.
+
+Decoding is bounded (``max_size`` bytes, ``max_depth`` nesting) and always raises
+:class:`p2pmkt.errors.DecodeError` on bad input, never another exception. With
+``canonical=True`` the decoder re-encodes what it read and rejects input whose bytes differ:
+signed objects must arrive in their one canonical form, so a signature covers exactly one
+byte string and two honest nodes always hash the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import cbor2
+
+from p2pmkt.errors import DecodeError
+
+DEFAULT_MAX_SIZE = 4 * 1024 * 1024
+DEFAULT_MAX_DEPTH = 32
+_MIN_INT = -(2**63)
+_MAX_INT = 2**64 - 1
+
+
+def encode(obj: Any) -> bytes:
+    """Encode ``obj`` as canonical CBOR.
+
+    Raises:
+        TypeError: ``obj`` holds a value outside the subset (a float, a non-text map key, an
+            out-of-range integer, any other type). This is a local bug, never remote input.
+    """
+    _check(obj, DEFAULT_MAX_DEPTH, local=True)
+    return cbor2.dumps(obj, canonical=True)
+
+
+def encode_unchecked(obj: Any) -> bytes:
+    """Encode ``obj`` canonically without walking it first.
+
+    For hot paths that build ``obj`` from values already validated (e.g. re-encoding a
+    decoded object). Anything outside the subset produces bytes a strict decoder rejects.
+    """
+    return cbor2.dumps(obj, canonical=True)
+
+
+def decode(
+    data: bytes,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    canonical: bool = False,
+    walk: bool = True,
+) -> Any:
+    """Decode one CBOR item from ``data`` (which must hold exactly one item).
+
+    Args:
+        data: the bytes received.
+        max_size: reject ``data`` longer than this many bytes before parsing.
+        max_depth: reject nesting deeper than this.
+        canonical: also require ``data`` to be the canonical encoding of the value
+            (use for anything signed or hashed).
+        walk: check every value against the subset (no floats, tags, non-text keys).
+            Only hot paths whose caller validates every field's type itself (the
+            transaction decoder does, per kind) may pass ``False``.
+
+    Raises:
+        DecodeError: malformed, trailing bytes, too large, too deep, outside the subset, or
+            (with ``canonical``) not in canonical form. The message says which.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes to decode, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise DecodeError(f"CBOR item is {len(data)} bytes; the limit here is {max_size}")
+    if not data:
+        raise DecodeError("empty input: expected one CBOR item")
+    raw = bytes(data)
+    fp = io.BytesIO(raw)
+    try:
+        value = cbor2.CBORDecoder(
+            fp,
+            max_depth=max_depth + 1,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            strict_hashable_types=True,
+        ).decode()
+    except cbor2.CBORDecodeError as exc:
+        raise DecodeError(f"malformed CBOR: {_short(exc)}") from exc
+    except (RecursionError, MemoryError, OverflowError, ValueError, TypeError, KeyError) as exc:
+        raise DecodeError(f"malformed CBOR: {_short(exc)}") from exc
+    rest = len(raw) - fp.tell()
+    if rest:
+        raise DecodeError(f"{rest} trailing bytes after the CBOR item")
+    if walk:
+        _check(value, max_depth, local=False)
+    if canonical and cbor2.dumps(value, canonical=True) != raw:
+        raise DecodeError("CBOR is not in canonical form (RFC 8949 §4.2); re-encode it canonically")
+    return value
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _check(value: Any, depth: int, *, local: bool) -> None:
+    """Walk ``value`` and insist on the subset; iterative so hostile depth cannot recurse."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        kind = type(item)
+        if kind is int:
+            if not _MIN_INT <= item <= _MAX_INT:
+                _fail(local, f"integer {item} is outside the 64-bit range")
+        elif kind is str or kind is bytes or item is None or kind is bool:
+            continue
+        elif kind is list or kind is tuple:
+            if level >= depth:
+                _fail(local, f"nesting deeper than {depth}")
+            stack.extend((child, level + 1) for child in item)
+        elif kind is dict:
+            if level >= depth:
+                _fail(local, f"nesting deeper than {depth}")
+            for key, child in item.items():
+                if type(key) is not str:
+                    _fail(local, f"map key {key!r} is not a text string")
+                stack.append((child, level + 1))
+        elif kind is float:
+            _fail(local, "floats are not allowed (use fixed-point integers)")
+        else:
+            _fail(local, f"type {kind.__name__} is not allowed in p2pmkt CBOR")
+
+
+def _fail(local: bool, message: str) -> None:
+    if local:
+        raise TypeError(message)
+    raise DecodeError(message)
