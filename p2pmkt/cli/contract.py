@@ -1,0 +1,226 @@
+"""``p2pmkt contract``: the SDK for merchants' indicator contracts (issue 3, docs/CONTRACTS.md).
+
+``new NAME``   scaffold an AssemblyScript indicator project in ./NAME
+``build``      npm install (first time) and compile it to build/NAME.wasm, then check it
+``run``        evaluate a .wasm locally over a JSON-lines file of visits, with params
+``deploy``     build and sign the ``contract.deploy`` transaction for a .wasm
+
+Imports stay inside the command functions (wasmtime alone costs ~40 ms) so that
+``p2pmkt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_VISIT_FIELDS = ("ip", "account", "time", "merchant", "method", "op", "item", "amount")
+DEFAULT_FUEL = 200_000_000
+DEFAULT_MEMORY = 64 * 1024 * 1024
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``contract new|build|run|deploy`` on an argparse sub-parsers object."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    contract = subparsers.add_parser(
+        "contract", help="Write, build, try and deploy indicator contracts.", description=__doc__,
+        formatter_class=fmt,
+    )
+    sub = contract.add_subparsers(dest="contract_command", metavar="ACTION", required=True)
+
+    new = sub.add_parser("new", help="Scaffold an AssemblyScript indicator project.",
+                         epilog="example: p2pmkt contract new big_orders", formatter_class=fmt)
+    new.add_argument("name", help="project and indicator name: [a-z][a-z0-9_-]*")
+    new.add_argument("--dir", type=Path, default=None, help="where to create it (default: ./NAME)")
+    new.set_defaults(func=_new)
+
+    build = sub.add_parser("build", help="Compile the project in DIR to build/NAME.wasm.",
+                           epilog="example: p2pmkt contract build big_orders", formatter_class=fmt)
+    build.add_argument("dir", type=Path, nargs="?", default=Path("."))
+    build.set_defaults(func=_build)
+
+    run = sub.add_parser(
+        "run", help="Evaluate a contract locally over visits (JSON lines).", formatter_class=fmt,
+        epilog="example: p2pmkt contract run build/big_orders.wasm --visits visits.jsonl "
+        "--params min_amount=5000",
+    )
+    run.add_argument("wasm", type=Path)
+    run.add_argument("--visits", type=Path, required=True,
+                     help="one visit per line: {ip, account, time, merchant, method, op, item, amount}")
+    run.add_argument("--params", nargs="*", default=[], metavar="K=V", help="integer parameters")
+    run.add_argument("--fuel", type=int, default=DEFAULT_FUEL, help="fuel budget (default: %(default)s)")
+    run.add_argument("--memory", type=int, default=DEFAULT_MEMORY, help="memory limit in bytes (default: %(default)s)")
+    run.set_defaults(func=_run)
+
+    deploy = sub.add_parser(
+        "deploy", help="Sign a contract.deploy transaction for a .wasm (and submit it).",
+        formatter_class=fmt,
+        epilog="example: p2pmkt contract deploy build/big_orders.wasm --key ops.key --chain dev --nonce 3 --out deploy.tx",
+    )
+    deploy.add_argument("wasm", type=Path)
+    deploy.add_argument("--key", type=Path, required=True, help="merchant-ops key file")
+    deploy.add_argument("--chain", required=True, help="chain id")
+    deploy.add_argument("--nonce", type=int, required=True, help="the key's next nonce")
+    deploy.add_argument("--out", type=Path, default=None, help="write the signed transaction here")
+    deploy.set_defaults(func=_deploy)
+
+
+def _new(args: argparse.Namespace) -> int:
+    from p2pmkt.contracts.builtin import BUILTIN_DIR
+    from p2pmkt.errors import ConfigError
+
+    name: str = args.name
+    if not _NAME.match(name):
+        raise ConfigError(f"contract name {name!r} must match {_NAME.pattern}")
+    target: Path = args.dir or Path(name)
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target} exists and is not empty; choose another --dir")
+    template = Path(__file__).resolve().parents[1] / "contracts" / "sdk_template"
+    (target / "assembly").mkdir(parents=True, exist_ok=True)
+    for rel in ("package.json", "README.md", "assembly/index.ts"):
+        text = (template / rel).read_text().replace("NAME", name)
+        (target / rel).write_text(text)
+    shutil.copyfile(BUILTIN_DIR / "assembly" / "sdk.ts", target / "assembly" / "sdk.ts")
+    (target / "visits.jsonl").write_text("".join(json.dumps(v) + "\n" for v in _sample_visits()))
+    print(f"created {target}/ (next: p2pmkt contract build {target})")
+    return 0
+
+
+def _sample_visits() -> list[dict[str, Any]]:
+    base = 1_700_000_000_000
+    rows = [
+        ("10.0.0.1", "", "browser", "view", "sku1", 0),
+        ("10.0.0.1", "", "browser", "cart", "sku1", 0),
+        ("10.0.0.2", "alice", "app", "view", "sku2", 0),
+        ("10.0.0.2", "alice", "app", "order", "sku2", 12900),
+        ("10.0.0.3", "bob", "desktop", "order", "sku1", 4500),
+        ("10.0.0.4", "", "browser", "search", "", 0),
+    ]
+    return [
+        {"ip": ip, "account": acct, "time": base + i * 60_000, "merchant": "acme",
+         "method": method, "op": op, "item": item, "amount": amount}
+        for i, (ip, acct, method, op, item, amount) in enumerate(rows)
+    ]
+
+
+def _build(args: argparse.Namespace) -> int:
+    from p2pmkt.errors import ConfigError
+
+    directory: Path = args.dir
+    package = directory / "package.json"
+    if not package.exists():
+        raise ConfigError(f"{package} not found: run `p2pmkt contract new NAME` first")
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ConfigError("npm is not on PATH: install Node.js 20+ to build contracts")
+    if not (directory / "node_modules" / "assemblyscript").exists():
+        subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=directory, check=True)
+    subprocess.run([npm, "run", "--silent", "build"], cwd=directory, check=True)
+    built = sorted((directory / "build").glob("*.wasm"))
+    for path in built:
+        _check(path)
+    return 0 if built else 1
+
+
+def _check(path: Path) -> None:
+    import hashlib
+
+    from p2pmkt.contracts import WasmRuntime
+
+    code = path.read_bytes()
+    WasmRuntime().check_code(code)  # raises ContractRejected with the reason
+    print(f"{path}: {len(code)} bytes, code hash {hashlib.sha256(code).hexdigest()} (deployable)")
+
+
+def _parse_params(items: list[str]) -> dict[str, int]:
+    from p2pmkt.errors import ConfigError
+
+    params: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            params[key] = int(value)
+        except ValueError:
+            raise ConfigError(f"--params {item!r}: expected NAME=INTEGER") from None
+        if not sep:
+            raise ConfigError(f"--params {item!r}: expected NAME=INTEGER")
+    return params
+
+
+def _load_visits(path: Path) -> list[Any]:
+    from p2pmkt.errors import ConfigError, InvalidTransaction
+    from p2pmkt.market.model import Visit
+
+    visits = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if isinstance(obj, dict):  # the readable form; the wire form is an array
+                obj = [obj.get(f, "" if f in ("account", "item") else 0 if f == "amount" else None)
+                       for f in _VISIT_FIELDS]
+            visits.append(Visit.from_wire(obj))
+        except (json.JSONDecodeError, InvalidTransaction) as exc:
+            raise ConfigError(f"{path}:{lineno}: {exc}") from None
+    return visits
+
+
+def _run(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from p2pmkt.contracts import WasmRuntime
+
+    code = args.wasm.read_bytes()
+    visits = _load_visits(args.visits)
+    runtime = WasmRuntime()
+    runtime.check_code(code)
+    result = runtime.evaluate(
+        code, hashlib.sha256(code).digest(), visits, _parse_params(args.params),
+        fuel=args.fuel, memory_bytes=args.memory,
+    )
+    out: dict[str, Any] = {
+        "ok": result.ok, "visits": len(visits), "fuel_used": result.fuel_used, "scale": result.scale,
+        "values": dict(result.values),
+        "decimal": {k: _decimal(v, result.scale) for k, v in result.values},
+    }
+    if not result.ok:
+        out["error"] = result.error
+    print(json.dumps(out, indent=2))
+    return 0 if result.ok else 1
+
+
+def _decimal(value: int, scale: int) -> str:
+    """``value / 10**scale`` as exact decimal text (no floats)."""
+    if scale == 0:
+        return str(value)
+    sign, digits = ("-" if value < 0 else ""), str(abs(value)).rjust(scale + 1, "0")
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from p2pmkt.chain.tx import make_tx
+    from p2pmkt.crypto.keyfile import load_key
+
+    code = args.wasm.read_bytes()
+    _check(args.wasm)
+    stx = make_tx(load_key(args.key), args.chain, args.nonce, "contract.deploy", {"code": code})
+    wire = stx.encode()
+    # TODO(issue 3, client library): submit through p2pmkt.client (open_client(...).submit_tx)
+    # once it exists, with --node like the other client commands. Until then the signed bytes
+    # go to --out (or stdout as hex) for the client CLI to submit.
+    if args.out is not None:
+        args.out.write_bytes(wire)
+        print(f"wrote signed contract.deploy {stx.txid.hex()} ({len(wire)} bytes) to {args.out}")
+    else:
+        sys.stdout.write(wire.hex() + "\n")
+    return 0

@@ -1,0 +1,166 @@
+"""Node configuration: frozen dataclasses loaded from a TOML file, validated in one place.
+
+A node's config file (``p2pmkt testnet init`` writes one per node)::
+
+    name = "node1"
+    data_dir = "data"                       # relative paths are relative to this file
+    key_file = "node.key"
+    genesis = "../genesis.json"
+    listen = ["/ip4/127.0.0.1/tcp/7001"]
+    bootstrap = ["/ip4/127.0.0.1/tcp/7002/p2p/16Uiu2…"]
+    mdns = false
+    metrics = "127.0.0.1:9101"              # "" turns the Prometheus endpoint off
+    log_level = "info"
+
+    [raft]
+    tick_ms = 50
+    election_ticks = 10                     # election timeout is randomized in [10, 20) ticks
+    heartbeat_ticks = 2
+
+    [agent]
+    rules = "rules-acme.toml"               # merchant-tech nodes: run the mapping-rules agent
+
+    [limits]
+    rpc_max_frame = 4194304
+    rpc_requests_per_second = 5000
+    rpc_streams_per_peer = 16
+
+:func:`load_config` raises :class:`~p2pmkt.errors.ConfigError` naming the key at fault.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from p2pmkt.errors import ConfigError
+
+DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/0",)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    tick_ms: int = 50
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    rules: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rpc_max_frame: int = 4 * 1024 * 1024
+    rpc_requests_per_second: int = 5000
+    rpc_streams_per_peer: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    data_dir: Path
+    key_file: Path
+    genesis: Path
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = False
+    metrics: str = ""
+    log_level: str = "info"
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    limits: Limits = field(default_factory=Limits)
+
+
+def _section(obj: dict[str, Any], cls: type[Any], where: str) -> dict[str, Any]:
+    known = {f.name for f in fields(cls)}
+    unknown = set(obj) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return obj
+
+
+def _positive_ints(obj: dict[str, Any], where: str) -> None:
+    for key, value in obj.items():
+        if type(value) is not int or value <= 0:
+            raise ConfigError(f"{where}.{key} must be a positive integer, got {value!r}")
+
+
+def validate_config(cfg: NodeConfig) -> NodeConfig:
+    """Check cross-field rules that types alone cannot express.
+
+    Raises:
+        ConfigError: naming the key at fault.
+    """
+    if not cfg.name:
+        raise ConfigError("name must not be empty")
+    if cfg.log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {list(LOG_LEVELS)}, got {cfg.log_level!r}")
+    if cfg.raft.heartbeat_ticks >= cfg.raft.election_ticks:
+        raise ConfigError("raft.heartbeat_ticks must be smaller than raft.election_ticks")
+    if not cfg.listen:
+        raise ConfigError("listen must name at least one multiaddr")
+    for addr in (*cfg.listen, *cfg.bootstrap):
+        if not addr.startswith("/"):
+            raise ConfigError(f"{addr!r} is not a multiaddr (like /ip4/127.0.0.1/tcp/7001)")
+    if cfg.metrics and cfg.metrics.rpartition(":")[2].isdigit() is False:
+        raise ConfigError(f"metrics must be HOST:PORT or empty, got {cfg.metrics!r}")
+    return cfg
+
+
+def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> NodeConfig:
+    """Build a :class:`NodeConfig` from parsed TOML; relative paths resolve against ``base``."""
+    top = _section(dict(obj), NodeConfig, where)
+    for key in ("name", "data_dir", "key_file", "genesis"):
+        if not isinstance(top.get(key), str):
+            raise ConfigError(f"{where}: {key} must be text")
+    raft = _section(top.pop("raft", {}), RaftConfig, f"{where}: [raft]")
+    _positive_ints(raft, f"{where}: raft")
+    agent = _section(top.pop("agent", {}), AgentConfig, f"{where}: [agent]")
+    limits = _section(top.pop("limits", {}), Limits, f"{where}: [limits]")
+    _positive_ints(limits, f"{where}: limits")
+    for key in ("listen", "bootstrap"):
+        if key in top and not (
+            isinstance(top[key], list) and all(isinstance(a, str) for a in top[key])
+        ):
+            raise ConfigError(f"{where}: {key} must be a list of multiaddr strings")
+    rules = agent.get("rules")
+    if rules is not None and not isinstance(rules, str):
+        raise ConfigError(f"{where}: agent.rules must be a path")
+    cfg = NodeConfig(
+        name=top["name"],
+        data_dir=(base / top["data_dir"]).resolve(),
+        key_file=(base / top["key_file"]).resolve(),
+        genesis=(base / top["genesis"]).resolve(),
+        listen=tuple(top.get("listen", DEFAULT_LISTEN)),
+        bootstrap=tuple(top.get("bootstrap", ())),
+        mdns=bool(top.get("mdns", False)),
+        metrics=str(top.get("metrics", "")),
+        log_level=str(top.get("log_level", "info")),
+        raft=RaftConfig(**raft),
+        agent=AgentConfig(rules=(base / rules).resolve() if rules else None),
+        limits=Limits(**limits),
+    )
+    return validate_config(cfg)
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate a node config file.
+
+    Raises:
+        ConfigError: missing file, bad TOML (with position), or invalid values.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    try:
+        obj = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+    return config_from_dict(obj, p.parent.resolve(), str(p))

@@ -1,0 +1,42 @@
+"""Structured logging for nodes: one line per event, ``key=value`` fields, levels.
+
+py-libp2p configures its own ``libp2p`` logger (WARNING, no handler, ``propagate=False``),
+so its warnings would bypass ours and reach stderr unformatted. :func:`setup_logging` routes
+it through our handler and raises its threshold, because its multi-line warnings about
+expected events (a peer hanging up during identify, a dial to a node that is down) drown the
+node's own log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+_FORMAT = "%(asctime)s %(levelname)-5s %(name)s %(message)s"
+
+
+def setup_logging(
+    level: str = "info", *, stream: TextIO | None = None, libp2p_level: str = "error"
+) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("libp2p", "multiaddr", "zeroconf", "aioquic", "async_service", "libp2p.pubsub"):
+        lg = logging.getLogger(noisy)
+        lg.handlers[:] = []
+        lg.propagate = True
+        lg.setLevel(libp2p_level.upper())
+
+
+def kv(event: str, **fields: Any) -> str:
+    """``event key=value …``: a log line greppable by event name and fields."""
+    parts = [event]
+    for key, value in fields.items():
+        text = value.hex() if isinstance(value, bytes) else str(value)
+        if " " in text or not text:
+            text = repr(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
