@@ -3,6 +3,15 @@
 Everything here is a frozen value with ``to_wire()`` (a plain CBOR-able dict with text keys,
 no floats) and ``from_wire(obj)`` that validates types and bounds and raises
 :class:`p2pmkt.errors.InvalidTransaction` with a reason a user can act on.
+
+* :class:`Visit` (flow 1): a positional 8-element array on the wire.
+* :class:`IndicatorSpec` with its :class:`ReportingCondition` and :class:`Target` (flow 2).
+* :class:`Report` (flow 3): written by the chain itself, attributed to the platform; its id
+  (:func:`report_id`) is what a marketing update cites as its ``cause``.
+* :class:`MarketingInfo` of :class:`Campaign` and :class:`Keyword` (flow 4), versioned.
+
+Numbers are integers; fractional values are fixed-point with an explicit scale
+(``value / 10**scale``), so every node compares them identically.
 """
 
 from __future__ import annotations
@@ -211,4 +220,245 @@ class MarketingInfo:
             time=_need(obj, "time", int, "marketing info"),
             height=_need(obj, "height", int, "marketing info"),
             cause=_need(obj, "cause", str, "marketing info"),
+        )
+
+
+# --- Indicators, reporting conditions, targets and reports (SPEC flows 2 and 3) --------------
+
+INDICATOR_NAME_MAX = 64
+MAX_PARAMS = 32
+MAX_SCALE = 18
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+DIRECTIONS = ("at_least", "at_most")
+
+
+def _name_ok(text: str) -> bool:
+    """Indicator and value names: 1-64 chars of ``[a-z0-9_.-]``, starting alphanumeric."""
+    if not 0 < len(text) <= INDICATOR_NAME_MAX or not (text[0].isascii() and text[0].isalnum()):
+        return False
+    return all(c.isascii() and (c.islower() or c.isdigit() or c in "_.-") for c in text)
+
+
+def _exact(obj: Any, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(obj, dict) or set(obj) != set(keys):
+        raise InvalidTransaction(f"{what} must be a map with exactly the fields {sorted(keys)}")
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class ReportingCondition:
+    """When an indicator reports (SPEC flow 2): every N visits, every T ms of block time, or both.
+
+    ``every_visits`` or ``every_ms`` may be 0 (that trigger off), not both. With both set the
+    indicator reports as soon as *either* holds. Time is block time only.
+    """
+
+    every_visits: int = 0
+    every_ms: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"every_visits": self.every_visits, "every_ms": self.every_ms}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> ReportingCondition:
+        _exact(obj, ("every_visits", "every_ms"), "condition")
+        n = _need(obj, "every_visits", int, "condition")
+        t = _need(obj, "every_ms", int, "condition")
+        if not 0 <= n <= 10**9 or not 0 <= t <= 10**12:
+            raise InvalidTransaction(
+                "condition every_visits must be in [0, 10**9] and every_ms in [0, 10**12]"
+            )
+        if n == 0 and t == 0:
+            raise InvalidTransaction("condition needs every_visits or every_ms (or both) above 0")
+        return cls(n, t)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The preset result an indicator value should meet (SPEC flow 2).
+
+    ``threshold`` is fixed-point at ``scale`` (``threshold / 10**scale``); the comparison with a
+    report value at another scale is done exactly, in integers. ``at_least``: the target is
+    missed when the value is below the threshold; ``at_most``: when it is above.
+    """
+
+    value: str
+    threshold: int
+    scale: int
+    direction: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"value": self.value, "threshold": self.threshold, "scale": self.scale,
+                "direction": self.direction}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Target:
+        _exact(obj, ("value", "threshold", "scale", "direction"), "target")
+        value = _need(obj, "value", str, "target")
+        threshold = _need(obj, "threshold", int, "target")
+        scale = _need(obj, "scale", int, "target")
+        direction = _need(obj, "direction", str, "target")
+        if not _name_ok(value):
+            raise InvalidTransaction(f"target value name {value!r:.70} must be 1-64 chars of a-z 0-9 _ . -")
+        if not _I64_MIN <= threshold <= _I64_MAX:
+            raise InvalidTransaction("target threshold must fit in a signed 64-bit integer")
+        if not 0 <= scale <= MAX_SCALE:
+            raise InvalidTransaction(f"target scale must be in [0, {MAX_SCALE}]")
+        if direction not in DIRECTIONS:
+            raise InvalidTransaction(f"target direction {direction!r:.40} is not one of {list(DIRECTIONS)}")
+        return cls(value, threshold, scale, direction)
+
+    def missed_by(self, value: int, scale: int) -> bool:
+        """True when ``value`` (fixed-point at ``scale``) misses this target."""
+        top = max(scale, self.scale)
+        v: int = value * pow(10, top - scale)
+        th: int = self.threshold * pow(10, top - self.scale)
+        return v < th if self.direction == "at_least" else v > th
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """A merchant's indicator configuration (SPEC flow 2), written by its merchant-ops node.
+
+    ``params`` are sorted by name (canonical); ``target`` is None when nothing is preset.
+    """
+
+    merchant: str
+    name: str
+    code_hash: bytes
+    params: tuple[tuple[str, int], ...]
+    condition: ReportingCondition
+    target: Target | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "merchant": self.merchant,
+            "name": self.name,
+            "code": self.code_hash,
+            "params": dict(self.params),
+            "condition": self.condition.to_wire(),
+            "target": None if self.target is None else self.target.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> IndicatorSpec:
+        """Validate ``{"merchant", "name", "code", "params", "condition", "target"}``."""
+        _exact(obj, ("merchant", "name", "code", "params", "condition", "target"), "indicator")
+        merchant = _need(obj, "merchant", str, "indicator")
+        name = _need(obj, "name", str, "indicator")
+        code = _need(obj, "code", bytes, "indicator")
+        params = _need(obj, "params", dict, "indicator")
+        if not _name_ok(name):
+            raise InvalidTransaction(f"indicator name {name!r:.70} must be 1-64 chars of a-z 0-9 _ . -")
+        if len(code) != 32:
+            raise InvalidTransaction("indicator code must be the 32-byte sha256 hash of deployed code")
+        if len(params) > MAX_PARAMS:
+            raise InvalidTransaction(f"indicator has {len(params)} params; at most {MAX_PARAMS}")
+        for key, value in params.items():
+            if type(key) is not str or not 0 < len(key) <= 32:
+                raise InvalidTransaction("indicator param names must be text of 1-32 chars")
+            if type(value) is not int or not _I64_MIN <= value <= _I64_MAX:
+                raise InvalidTransaction(f"indicator param {key!r} must be a 64-bit integer")
+        target_obj = obj["target"]
+        return cls(
+            merchant=merchant,
+            name=name,
+            code_hash=code,
+            params=tuple(sorted(params.items())),
+            condition=ReportingCondition.from_wire(obj["condition"]),
+            target=None if target_obj is None else Target.from_wire(target_obj),
+        )
+
+
+def report_id(merchant: str, indicator: str, n: int) -> str:
+    """The text id of a report: ``"<merchant>/<indicator>/<n>"`` (``cause`` of an update)."""
+    return f"{merchant}/{indicator}/{n}"
+
+
+def parse_report_id(text: str) -> tuple[str, str, int]:
+    """Inverse of :func:`report_id`.
+
+    Raises:
+        InvalidTransaction: not of the form ``merchant/indicator/n``.
+    """
+    parts = text.split("/")
+    if len(parts) != 3 or not parts[2].isdigit() or len(parts[2]) > 19 or not parts[0] or not parts[1]:
+        raise InvalidTransaction(
+            f"report id {text!r:.80} must look like 'merchant/indicator/n'", reason="bad_cause"
+        )
+    return parts[0], parts[1], int(parts[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An indicator result committed by the chain itself (SPEC flow 3).
+
+    Reports are written at the end of a block by every node identically and are attributed to
+    the platform (``by == "platform"``): no transaction carries them.
+
+    Attributes:
+        merchant, indicator: whose indicator ran.
+        n: sequence number of this report for (merchant, indicator), from 0.
+        from_seq, to_seq: the window of the merchant's visits, ``[from_seq, to_seq)``.
+        from_time, to_time: block time of the previous report (or of configuration) and of
+            this block: the window in block time.
+        values: ``(name, fixed-point value)`` pairs as the contract wrote them.
+        scale: the values mean ``value / 10**scale``.
+        code_hash: sha256 of the contract that ran.
+        ok: the evaluation succeeded; otherwise ``error`` holds the runtime's slug.
+        height, time: block that holds the report.
+        missed: the result misses the indicator's target (the merchant-tech agent acts on it).
+        trigger: ``"visits"`` or ``"time"``: which part of the condition held.
+    """
+
+    merchant: str
+    indicator: str
+    n: int
+    from_seq: int
+    to_seq: int
+    from_time: int
+    to_time: int
+    values: tuple[tuple[str, int], ...]
+    scale: int
+    code_hash: bytes
+    ok: bool
+    error: str
+    height: int
+    time: int
+    missed: bool
+    trigger: str
+    by: str = "platform"
+
+    @property
+    def id(self) -> str:
+        return report_id(self.merchant, self.indicator, self.n)
+
+    def value(self, name: str) -> int | None:
+        for key, val in self.values:
+            if key == name:
+                return val
+        return None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "merchant": self.merchant, "indicator": self.indicator, "n": self.n,
+            "from_seq": self.from_seq, "to_seq": self.to_seq,
+            "from_time": self.from_time, "to_time": self.to_time,
+            "values": [[k, v] for k, v in self.values], "scale": self.scale,
+            "code": self.code_hash, "ok": self.ok, "error": self.error,
+            "height": self.height, "time": self.time, "missed": self.missed,
+            "trigger": self.trigger, "by": self.by,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Report:
+        """Read a stored report (state written by this code; checked for shape only)."""
+        _exact(obj, ("merchant", "indicator", "n", "from_seq", "to_seq", "from_time", "to_time",
+                     "values", "scale", "code", "ok", "error", "height", "time", "missed",
+                     "trigger", "by"), "report")
+        return cls(
+            obj["merchant"], obj["indicator"], obj["n"], obj["from_seq"], obj["to_seq"],
+            obj["from_time"], obj["to_time"], tuple((k, v) for k, v in obj["values"]),
+            obj["scale"], obj["code"], obj["ok"], obj["error"], obj["height"], obj["time"],
+            obj["missed"], obj["trigger"], obj["by"],
         )

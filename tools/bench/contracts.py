@@ -94,9 +94,13 @@ def main() -> None:
     packed = b"".join(records)
     runtime = WasmRuntime()
 
-    print(f"visits per window: {args.visits:,}; packing at ingest: {pack_us:.2f} us/visit; "
-          f"b''.join of the window: {join_us:.0f} us")
-    print(f"{'indicator':22} {'e2e ms':>8} {'packed ms':>9} {'raw ms':>8} {'fixed us':>9} {'fuel':>12}")
+    print(
+        f"visits per window: {args.visits:,}; packing at ingest: {pack_us:.2f} us/visit; "
+        f"b''.join of the window: {join_us:.0f} us"
+    )
+    print(
+        f"{'indicator':22} {'e2e ms':>8} {'packed ms':>9} {'raw ms':>8} {'fixed us':>9} {'fuel':>12}"
+    )
     for name in BUILTINS:
         code = builtin_code(name)
         digest = hashlib.sha256(code).digest()
@@ -117,8 +121,10 @@ def main() -> None:
         packed_us = median_us(packed_only, args.repeat)
         raw_us = raw_eval_us(runtime, code, packed, args.repeat)
         fixed_us = median_us(empty, max(args.repeat, 200))
-        print(f"{name:22} {e2e_us / 1e3:8.2f} {packed_us / 1e3:9.2f} {raw_us / 1e3:8.2f} "
-              f"{fixed_us:9.1f} {result.fuel_used:12,}")
+        print(
+            f"{name:22} {e2e_us / 1e3:8.2f} {packed_us / 1e3:9.2f} {raw_us / 1e3:8.2f} "
+            f"{fixed_us:9.1f} {result.fuel_used:12,}"
+        )
 
 
 if __name__ == "__main__":

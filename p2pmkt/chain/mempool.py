@@ -1,0 +1,247 @@
+"""The mempool: a bounded, ordered pool of transactions waiting for a block.
+
+Theory of operation
+-------------------
+The pool holds transactions that passed admission (the node calls
+:func:`p2pmkt.chain.apply.validate_tx_for_state` first, with ``max_nonce_gap``) and hands them
+to the block builder in an order that applies cleanly:
+
+* **Per sender, nonce order.** Each sender has a *base* (its account nonce, as last told) and
+  a run of pending nonces. Only a contiguous run from the base is *ready*; a tx behind a gap
+  waits. The gap is bounded (``max_nonce_gap``) so one sender cannot park unbounded futures.
+* **Across senders, arrival order.** :meth:`Mempool.select` merges the senders' ready runs
+  by the arrival number of each run's next tx (a heap), so a busy terminal cannot starve the
+  platform, and selection is deterministic for a given history of calls.
+* **Bounded.** At most ``mempool_max_txs`` transactions and ``mempool_max_bytes`` bytes
+  (genesis :class:`ChainParams`). A full pool raises :class:`MempoolFull` (back-pressure: the
+  client retries after the next block); nothing admitted is ever dropped silently. Duplicates
+  (same txid) are reported, not re-added.
+* **Eviction.** After a block, :meth:`Mempool.on_block` removes its transactions and every
+  pending tx whose nonce the sender's account has passed (replaced or stale). :meth:`expire`
+  drops transactions older than ``ttl`` (``now`` is passed in; the pool has no clock); when
+  it drops a tx it drops the same sender's later nonces too, since they can no longer apply.
+
+The pool never reads state: the caller passes account nonces in. It does no I/O and is not
+thread-safe (the node owns it from one trio task).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from p2pmkt.chain.genesis import ChainParams
+from p2pmkt.chain.tx import SignedTransaction
+from p2pmkt.errors import InvalidTransaction, MempoolFull, NonceError
+from p2pmkt.types import Address, Hash32
+
+__all__ = ["Mempool", "MempoolStatistics"]
+
+DEFAULT_MAX_NONCE_GAP = 64
+DEFAULT_TTL = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolStatistics:
+    """Introspection snapshot (see :meth:`Mempool.statistics`)."""
+
+    txs: int
+    bytes: int
+    senders: int
+    ready: int
+    max_txs: int
+    max_bytes: int
+
+
+@dataclass(slots=True)
+class _Entry:
+    stx: SignedTransaction
+    size: int
+    arrival: int
+    added: float
+
+
+@dataclass(slots=True)
+class _Sender:
+    base: int  # the account nonce as last told: the next nonce that can apply
+    pending: dict[int, _Entry] = field(default_factory=dict)
+
+
+class Mempool:
+    """Bounded pending-transaction pool; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        params: ChainParams,
+        *,
+        max_nonce_gap: int = DEFAULT_MAX_NONCE_GAP,
+        ttl: float = DEFAULT_TTL,
+    ) -> None:
+        self.max_txs = params.mempool_max_txs
+        self.max_bytes = params.mempool_max_bytes
+        self.max_tx_bytes = params.max_tx_bytes
+        self.max_nonce_gap = max_nonce_gap
+        self.ttl = ttl
+        self._senders: dict[Address, _Sender] = {}
+        self._by_id: dict[Hash32, _Entry] = {}
+        self._bytes = 0
+        self._arrivals = 0
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, txid: object) -> bool:
+        return txid in self._by_id
+
+    def add(self, stx: SignedTransaction, *, account_nonce: int, now: float) -> bool:
+        """Queue ``stx``; return False if the same transaction is already queued.
+
+        Args:
+            stx: an admitted transaction.
+            account_nonce: the sender's current account nonce in committed state.
+            now: the caller's clock (seconds); only used for :meth:`expire`.
+
+        Raises:
+            NonceError: the nonce is used (``nonce_used``), too far ahead (``nonce_ahead``),
+                or another transaction with it is already queued (``nonce_pending``).
+            InvalidTransaction: larger than the chain's ``max_tx_bytes``.
+            MempoolFull: the pool is at its transaction or byte limit; retry later.
+        """
+        if stx.txid in self._by_id:
+            return False
+        sender, nonce = stx.tx.sender, stx.tx.nonce
+        size = len(stx.body) + len(stx.sig)
+        if size > self.max_tx_bytes:
+            raise InvalidTransaction(
+                f"transaction is {size} bytes; this chain accepts at most {self.max_tx_bytes}",
+                reason="tx_too_large",
+            )
+        slot = self._senders.get(sender)
+        base = max(account_nonce, slot.base if slot else account_nonce)
+        if nonce < base:
+            raise NonceError(f"nonce {nonce} already used; next is {base}", reason="nonce_used")
+        if nonce > base + self.max_nonce_gap:
+            raise NonceError(
+                f"nonce {nonce} is ahead; next is {base} and at most {self.max_nonce_gap} "
+                "may wait ahead of it",
+                reason="nonce_ahead",
+            )
+        if slot is not None and nonce in slot.pending:
+            raise NonceError(
+                f"another transaction with nonce {nonce} from this sender is already pending",
+                reason="nonce_pending",
+            )
+        if len(self._by_id) >= self.max_txs or self._bytes + size > self.max_bytes:
+            raise MempoolFull(
+                f"mempool is full ({len(self._by_id)} transactions, {self._bytes} bytes; limits "
+                f"{self.max_txs} and {self.max_bytes}); retry after the next block"
+            )
+        if slot is None:
+            slot = self._senders[sender] = _Sender(base)
+        slot.base = base
+        self._arrivals += 1
+        entry = _Entry(stx, size, self._arrivals, now)
+        slot.pending[nonce] = entry
+        self._by_id[stx.txid] = entry
+        self._bytes += size
+        return True
+
+    def select(self, max_txs: int, max_bytes: int) -> list[SignedTransaction]:
+        """Ready transactions for the next block, at most ``max_txs`` and ``max_bytes``.
+
+        Nothing is removed: the pool forgets transactions in :meth:`on_block` once they are
+        committed. A sender's run stops at the first tx that does not fit, so its later
+        nonces never overtake it.
+        """
+        heap: list[tuple[int, Address, int]] = []
+        for address, slot in self._senders.items():
+            first = slot.pending.get(slot.base)
+            if first is not None:
+                heap.append((first.arrival, address, slot.base))
+        heapq.heapify(heap)
+        out: list[SignedTransaction] = []
+        used = 0
+        while heap and len(out) < max_txs:
+            _, address, nonce = heapq.heappop(heap)
+            slot = self._senders[address]
+            entry = slot.pending[nonce]
+            if used + entry.size > max_bytes:
+                continue
+            out.append(entry.stx)
+            used += entry.size
+            nxt = slot.pending.get(nonce + 1)
+            if nxt is not None:
+                heapq.heappush(heap, (nxt.arrival, address, nonce + 1))
+        return out
+
+    def on_block(self, txs: Iterable[SignedTransaction], nonce_of: Callable[[Address], int]) -> int:
+        """Forget ``txs`` (a committed block's) and every pending nonce their senders passed.
+
+        Args:
+            txs: the transactions of the committed block (accepted or rejected alike).
+            nonce_of: the account nonce after the block, read from committed state.
+
+        Returns:
+            How many transactions left the pool.
+        """
+        before = len(self._by_id)
+        senders = {stx.tx.sender for stx in txs}
+        for stx in txs:
+            entry = self._by_id.get(stx.txid)
+            if entry is not None:
+                self._drop(stx.tx.sender, stx.tx.nonce)
+        for address in senders:
+            slot = self._senders.get(address)
+            if slot is None:
+                continue
+            slot.base = nonce_of(address)
+            for nonce in [n for n in slot.pending if n < slot.base]:
+                self._drop(address, nonce)
+            self._forget_if_empty(address)
+        return before - len(self._by_id)
+
+    def expire(self, now: float) -> int:
+        """Drop transactions queued more than ``ttl`` seconds before ``now``, and the same
+        sender's later nonces (they cannot apply without them). Returns how many left."""
+        before = len(self._by_id)
+        cutoff = now - self.ttl
+        for address in list(self._senders):
+            slot = self._senders[address]
+            stale = [n for n, e in slot.pending.items() if e.added <= cutoff]
+            if stale:
+                first = min(stale)
+                for nonce in [n for n in slot.pending if n >= first]:
+                    self._drop(address, nonce)
+            self._forget_if_empty(address)
+        return before - len(self._by_id)
+
+    def pending_nonce(self, address: Address, account_nonce: int) -> int:
+        """The next nonce ``address`` should use, counting its ready run in the pool."""
+        slot = self._senders.get(address)
+        nonce = max(account_nonce, slot.base) if slot else account_nonce
+        while slot is not None and nonce in slot.pending:
+            nonce += 1
+        return nonce
+
+    def statistics(self) -> MempoolStatistics:
+        ready = 0
+        for slot in self._senders.values():
+            n = slot.base
+            while n in slot.pending:
+                ready += 1
+                n += 1
+        return MempoolStatistics(
+            len(self._by_id), self._bytes, len(self._senders), ready, self.max_txs, self.max_bytes
+        )
+
+    def _drop(self, address: Address, nonce: int) -> None:
+        slot = self._senders[address]
+        entry = slot.pending.pop(nonce)
+        del self._by_id[entry.stx.txid]
+        self._bytes -= entry.size
+
+    def _forget_if_empty(self, address: Address) -> None:
+        slot = self._senders.get(address)
+        if slot is not None and not slot.pending:
+            del self._senders[address]

@@ -1,0 +1,286 @@
+"""Transaction handlers of the marketing domain, and the table of every kind the chain knows.
+
+Theory of operation
+-------------------
+A handler gets a :class:`~p2pmkt.market.kinds.TxContext` and the payload its kind's ``parse``
+produced. It checks the sender's role and merchant scope (:mod:`p2pmkt.chain.roles`), then any
+state preconditions, then writes through ``ctx.batch``. Handlers raise typed errors
+(:class:`PermissionDenied`, :class:`InvalidTransaction`, :class:`ContractRejected`) *before or
+after* writing: the caller applies each transaction in its own overlay and drops it on error, so
+a handler never has to undo anything.
+
+Rules every handler keeps:
+
+* deterministic: inputs are the payload, the sender, state, block height and block time;
+* bounded: work is linear in the payload (which the chain's size limits bound) plus a few
+  point reads; the one scan (member names on ``member.add``) is over the small members table;
+* ``visit.batch`` is the hot path (issue 6 targets 50,000 visits/s): one ``Visit.from_wire``
+  per visit in ``parse``, and here one ``pack_visit`` and one ``put`` per visit; counters and
+  events are per merchant, not per visit.
+
+:data:`KINDS` maps each kind name to its :class:`~p2pmkt.market.kinds.KindSpec`; it is the
+single source the chain's block application, the mempool and gossip validation consult.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from p2pmkt.chain.contract_api import pack_visit
+from p2pmkt.chain.genesis import ChainParams
+from p2pmkt.chain.roles import (
+    GOVERNANCE_KINDS,
+    GovernanceOp,
+    apply_governance,
+    member_of,
+    parse_governance,
+    require_role,
+    short_address,
+)
+from p2pmkt.errors import ContractRejected, InvalidTransaction, LocalError, PermissionDenied
+from p2pmkt.market.events import (
+    ContractDeployed,
+    IndicatorConfigured,
+    IndicatorRemoved,
+    MarketingUpdated,
+    RulesPublished,
+    VisitsAppended,
+)
+from p2pmkt.market.kinds import (
+    Deploy,
+    KindSpec,
+    MarketUpdate,
+    PublishRules,
+    RemoveIndicator,
+    TxContext,
+    VisitBatch,
+    parse_configure,
+    parse_deploy,
+    parse_market_update,
+    parse_remove,
+    parse_rules,
+    parse_visit_batch,
+)
+from p2pmkt.market.model import IndicatorSpec, MarketingInfo, parse_report_id
+from p2pmkt.market.store import (
+    VISIT_ORIGIN,
+    IndicatorState,
+    get_indicator,
+    get_marketing,
+    get_report,
+    merchant_prefix,
+    put_indicator,
+    put_marketing,
+    set_visit_count,
+    visit_count,
+)
+from p2pmkt.types import Hash32
+
+_U64 = struct.Struct(">Q").pack
+
+
+def apply_visit_batch(ctx: TxContext, p: VisitBatch) -> None:
+    """Append each visit to its merchant's sequence (terminal role; any merchant on chain).
+
+    Raises:
+        PermissionDenied: the sender is not a terminal.
+        InvalidTransaction: a visit names a merchant unknown to the chain
+            (reason ``unknown_merchant``).
+    """
+    batch = ctx.batch
+    require_role(batch, ctx.sender, "terminal")
+    counts: dict[str, int] = {}
+    firsts: dict[str, int] = {}
+    prefixes: dict[str, bytes] = {}
+    put = batch.put
+    origin = VISIT_ORIGIN.pack
+    height, tx_index, store = ctx.height, ctx.tx_index, not ctx.dry_run
+    for i, visit in enumerate(p.visits):
+        merchant = visit.merchant
+        seq = counts.get(merchant)
+        if seq is None:
+            seq = visit_count(batch, merchant)
+            if seq is None:
+                raise InvalidTransaction(
+                    f"visit.batch: visit {i}: merchant {merchant!r:.70} is not on this chain "
+                    "(no member holds a role for it); ask the platform to add it",
+                    reason="unknown_merchant",
+                )
+            firsts[merchant] = seq
+            prefixes[merchant] = merchant_prefix(merchant)
+        counts[merchant] = seq + 1
+        if store:
+            put("visits", prefixes[merchant] + _U64(seq), pack_visit(visit) + origin(height, tx_index, i))
+    for merchant, count in counts.items():
+        set_visit_count(batch, merchant, count)
+        ctx.events.append(VisitsAppended(merchant, firsts[merchant], count - firsts[merchant]))
+
+
+def apply_deploy(ctx: TxContext, p: Deploy) -> None:
+    """Store contract code under its sha256 after the runtime accepted it.
+
+    Any merchant-ops member may deploy (code is shared and content-addressed; only
+    ``indicator.configure`` is merchant-scoped), and so may the platform, which keeps the
+    shared indicator catalog (SPEC roles). Deploying code that is already stored is a no-op.
+
+    Raises:
+        PermissionDenied: the sender holds neither merchant-ops nor platform.
+        ContractRejected: code over ``contract_max_code_bytes`` (reason ``code_too_large``)
+            or refused by ``runtime.check_code``.
+        LocalError: no runtime while applying a block (this node is misconfigured; it must
+            stop rather than diverge).
+    """
+    record = member_of(ctx.batch, ctx.sender)
+    if record is None or not (
+        "platform" in record.roles or any(r.startswith("merchant-ops:") for r in record.roles)
+    ):
+        raise PermissionDenied(
+            f"{short_address(ctx.sender)} may not deploy contracts: that needs a merchant-ops "
+            "role (or platform)",
+            reason="missing_role",
+        )
+    limit = ctx.genesis.params.contract_max_code_bytes
+    if len(p.code) > limit:
+        raise ContractRejected(
+            f"contract code is {len(p.code)} bytes; this chain accepts at most {limit}",
+            reason="code_too_large",
+        )
+    code_hash = Hash32(hashlib.sha256(p.code).digest())
+    new = ctx.batch.get("contracts", code_hash) is None
+    if new:
+        if ctx.runtime is not None:
+            ctx.runtime.check_code(p.code)
+        elif not ctx.dry_run:
+            raise LocalError("applying contract.deploy needs a ContractRuntime; none was given")
+        ctx.batch.put("contracts", code_hash, p.code)
+    ctx.events.append(ContractDeployed(code_hash, len(p.code), ctx.sender, new))
+
+
+def apply_configure(ctx: TxContext, spec: IndicatorSpec) -> None:
+    """Create or replace an indicator of the merchant (merchant-ops of that merchant).
+
+    A new indicator's first window starts at the merchant's current visit count: it reports
+    on visits from its configuration on. Reconfiguring an active indicator keeps its window
+    position; configuring a removed one again starts a fresh window (visits while it was
+    removed are not reported) but continues its report numbering, so report ids stay unique.
+
+    Raises:
+        PermissionDenied: not merchant-ops of ``spec.merchant``.
+        InvalidTransaction: the code hash is not deployed (reason ``unknown_code``).
+    """
+    batch = ctx.batch
+    require_role(batch, ctx.sender, "merchant-ops", spec.merchant)
+    if batch.get("contracts", spec.code_hash) is None:
+        raise InvalidTransaction(
+            f"indicator.configure: no contract with code hash {spec.code_hash.hex()} is "
+            "deployed; deploy it with contract.deploy first",
+            reason="unknown_code",
+        )
+    old = get_indicator(batch, spec.merchant, spec.name)
+    if old is not None and old.active:
+        state = replace(old, spec=spec)
+    else:
+        start = visit_count(batch, spec.merchant) or 0
+        state = IndicatorState(spec, 0 if old is None else old.next_n, start, ctx.time)
+    put_indicator(batch, state)
+    ctx.events.append(IndicatorConfigured(spec.merchant, spec.name, spec.code_hash, ctx.sender))
+
+
+def apply_remove(ctx: TxContext, p: RemoveIndicator) -> None:
+    """Stop an indicator (merchant-ops of that merchant); its reports stay on chain.
+
+    Raises:
+        PermissionDenied: not merchant-ops of the merchant.
+        InvalidTransaction: no such active indicator (reason ``unknown_indicator``).
+    """
+    require_role(ctx.batch, ctx.sender, "merchant-ops", p.merchant)
+    old = get_indicator(ctx.batch, p.merchant, p.name)
+    if old is None or not old.active:
+        raise InvalidTransaction(
+            f"indicator.remove: merchant {p.merchant!r} has no active indicator {p.name!r}",
+            reason="unknown_indicator",
+        )
+    put_indicator(ctx.batch, replace(old, active=False))
+    ctx.events.append(IndicatorRemoved(p.merchant, p.name, ctx.sender))
+
+
+def apply_market_update(ctx: TxContext, p: MarketUpdate) -> None:
+    """Write a new version of the merchant's marketing information (merchant-tech).
+
+    Optimistic concurrency: ``base_version`` must be the current version (0 before the first
+    update), so two agents cannot silently overwrite each other. ``cause``, when set, must be
+    an existing report of the same merchant.
+
+    Raises:
+        PermissionDenied: not merchant-tech of the merchant.
+        InvalidTransaction: reasons ``stale_version``, ``bad_cause``, ``unknown_cause``.
+    """
+    batch = ctx.batch
+    require_role(batch, ctx.sender, "merchant-tech", p.merchant)
+    current = get_marketing(batch, p.merchant)
+    version = 0 if current is None else current.version
+    if p.base_version != version:
+        raise InvalidTransaction(
+            f"market.update: marketing info of {p.merchant!r} is at version {version}, but the "
+            f"update is based on version {p.base_version}; read the current version and resubmit",
+            reason="stale_version",
+        )
+    if p.cause:
+        merchant, indicator, n = parse_report_id(p.cause)
+        if merchant != p.merchant:
+            raise InvalidTransaction(
+                f"market.update: cause {p.cause!r} is a report of {merchant!r}, not of {p.merchant!r}",
+                reason="bad_cause",
+            )
+        if get_report(batch, merchant, indicator, n) is None:
+            raise InvalidTransaction(
+                f"market.update: cause {p.cause!r} names no report on chain", reason="unknown_cause"
+            )
+    info = MarketingInfo(
+        merchant=p.merchant,
+        version=version + 1,
+        campaigns=p.campaigns,
+        author=bytes(ctx.sender),
+        time=ctx.time,
+        height=ctx.height,
+        cause=p.cause,
+    )
+    put_marketing(batch, info)
+    ctx.events.append(MarketingUpdated(info))
+
+
+def apply_rules(ctx: TxContext, p: PublishRules) -> None:
+    """Store the merchant's mapping rules document so it is auditable (merchant-tech).
+
+    Raises:
+        PermissionDenied: not merchant-tech of the merchant.
+    """
+    require_role(ctx.batch, ctx.sender, "merchant-tech", p.merchant)
+    ctx.batch.put("rules", p.merchant.encode(), p.rules)
+    ctx.events.append(RulesPublished(p.merchant, len(p.rules), ctx.sender))
+
+
+def _governance(kind: str) -> KindSpec:
+    def parse(payload: dict[str, Any], params: ChainParams) -> GovernanceOp:
+        return parse_governance(kind, payload)
+
+    def apply(ctx: TxContext, op: GovernanceOp) -> None:
+        ctx.events.append(apply_governance(ctx.batch, ctx.sender, op))
+
+    return KindSpec(kind, parse, apply)
+
+
+KINDS: Mapping[str, KindSpec] = {
+    **{kind: _governance(kind) for kind in GOVERNANCE_KINDS},
+    "visit.batch": KindSpec("visit.batch", parse_visit_batch, apply_visit_batch),
+    "contract.deploy": KindSpec("contract.deploy", parse_deploy, apply_deploy),
+    "indicator.configure": KindSpec("indicator.configure", parse_configure, apply_configure),
+    "indicator.remove": KindSpec("indicator.remove", parse_remove, apply_remove),
+    "market.update": KindSpec("market.update", parse_market_update, apply_market_update),
+    "rules.publish": KindSpec("rules.publish", parse_rules, apply_rules),
+}
+"""Every transaction kind of the chain, by name (see :mod:`p2pmkt.market.kinds` for schemas)."""

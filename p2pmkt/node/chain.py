@@ -1,0 +1,271 @@
+"""ChainService: a node's synchronous chain core — store, mempool, block building and applying.
+
+Theory of operation
+-------------------
+Everything a node does to its chain goes through one ChainService, called from the node's
+trio tasks (one at a time: trio is single-threaded, and no method awaits):
+
+* ``submit`` (RPC) and ``admit`` (gossip) check a transaction against committed state with the
+  same rules block application uses, then pool it. Rejections raise the typed error and are
+  counted by reason in metrics. A transaction whose nonce is ahead of its sender's account
+  (queued behind pending ones) gets only the stateless checks at the door, because its handler
+  may depend on what those pending transactions do; its block gives the final verdict.
+* ``build_block`` (the leader, or the dev chain) takes pooled transactions in nonce order and
+  signs a block on top of the head. It builds nothing when the pool is empty.
+* ``apply`` applies a committed block on a snapshot of committed state and commits the block,
+  its receipts and its writes in one LMDB write transaction, then prunes the pool. A block that
+  does not extend the head raises :class:`InvalidBlock` *before* anything is written; the Raft
+  applier skips such a block, identically on every node (issue 4: a deposed leader's block).
+
+The block time of a new block is the proposer's clock, forced to exceed the parent's: chain
+logic only ever sees block time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from p2pmkt.chain.apply import (
+    BlockResult,
+    Head,
+    account_nonce,
+    apply_block,
+    genesis_batch,
+    read_head,
+    validate_tx_for_state,
+)
+from p2pmkt.chain.block import Block, build_block, decode_block, verify_block_signature
+from p2pmkt.chain.contract_api import ContractRuntime
+from p2pmkt.chain.genesis import Genesis
+from p2pmkt.chain.mempool import Mempool
+from p2pmkt.chain.tx import SignedTransaction, decode_tx
+from p2pmkt.chain.validation import validate_tx
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.errors import ConfigError, InvalidBlock, P2pmktError
+from p2pmkt.node.logs import kv
+from p2pmkt.node.metrics import NodeMetrics
+from p2pmkt.storage.lmdb import LmdbStore
+from p2pmkt.types import Address
+
+log = logging.getLogger("p2pmkt.chain")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one applied block changed, for the node's listeners (RPC events, agents, views)."""
+
+    result: BlockResult
+    head: Head
+    seconds: float
+
+
+class ChainService:
+    def __init__(
+        self,
+        store: LmdbStore,
+        genesis: Genesis,
+        *,
+        runtime: ContractRuntime | None,
+        metrics: NodeMetrics | None = None,
+    ) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.runtime = runtime
+        self.metrics = metrics or NodeMetrics()
+        self.mempool = Mempool(genesis.params)
+        self._arrival: dict[bytes, float] = {}  # txid → monotonic arrival, for commit latency
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        genesis: Genesis,
+        *,
+        runtime: ContractRuntime | None,
+        metrics: NodeMetrics | None = None,
+        sync: bool = True,
+        map_size: int | None = None,
+    ) -> ChainService:
+        """Open (or create at genesis) the chain store under ``data_dir``.
+
+        Raises:
+            ConfigError: the store holds another chain (different genesis hash).
+            StorageError: LMDB could not be opened.
+        """
+        kwargs: dict[str, Any] = {"sync": sync}
+        if map_size is not None:
+            kwargs["map_size"] = map_size
+        store = LmdbStore.open(data_dir / "chain", **kwargs)
+        try:
+            have = store.genesis_hash()
+            if have is None:
+                batch = genesis_batch(genesis)
+                store.init_genesis(
+                    batch,
+                    genesis.hash,
+                    state_root=read_head(batch).state_root,
+                    time=genesis.genesis_time,
+                )
+            elif have != genesis.hash:
+                raise ConfigError(
+                    f"{data_dir} holds a chain with genesis {have.hex()[:16]}…, but the genesis "
+                    f"file has {genesis.hash.hex()[:16]}…; use the right genesis or wipe the data dir"
+                )
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, genesis, runtime=runtime, metrics=metrics)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def head(self) -> Head:
+        """The head as the state machine records it (height 0: genesis, zero hash)."""
+        with self.store.snapshot() as snap:
+            return read_head(snap)
+
+    # --- transactions -------------------------------------------------------------------
+
+    def submit(self, data: bytes, *, where: str = "rpc") -> SignedTransaction:
+        """Decode, check and pool a transaction's wire bytes; returns it.
+
+        Raises:
+            DecodeError, InvalidTransaction, InvalidSignature, NonceError, PermissionDenied,
+            UnknownKind, MempoolFull: the transaction is not taken (counted in metrics).
+        """
+        try:
+            stx = decode_tx(data, max_size=self.genesis.params.max_tx_bytes)
+        except P2pmktError as exc:
+            self.metrics.reject(exc.reason, where)
+            raise
+        self.admit(stx, where=where)
+        return stx
+
+    def admit(self, stx: SignedTransaction, *, where: str = "gossip") -> bool:
+        """Check ``stx`` against committed state and pool it; False if already pooled."""
+        if stx.txid in self.mempool:
+            return False
+        try:
+            with self.store.snapshot() as snap:
+                nonce = account_nonce(snap, stx.tx.sender)
+                if stx.tx.nonce == nonce:
+                    validate_tx_for_state(snap, stx, self.genesis, runtime=self.runtime)
+                else:
+                    # Queued behind the sender's pending transactions: its handler checks would
+                    # see state those have not changed yet (a configure right after its
+                    # deploy), so only stateless checks run now; the block decides the rest.
+                    validate_tx(stx, self.genesis)
+            added = self.mempool.add(stx, account_nonce=nonce, now=time.monotonic())
+        except P2pmktError as exc:
+            self.metrics.reject(exc.reason, where)
+            raise
+        if added:
+            self._arrival[stx.txid] = time.monotonic()
+            self.metrics.mempool.set(len(self.mempool))
+        return added
+
+    def pending_nonce(self, address: bytes) -> int:
+        """Next nonce for ``address`` counting pooled transactions (what a client should use)."""
+        with self.store.snapshot() as snap:
+            base = account_nonce(snap, address)
+        return self.mempool.pending_nonce(Address(address), base)
+
+    # --- blocks -------------------------------------------------------------------------
+
+    def build_block(
+        self, key: PrivateKey, now_ms: int, *, parent: Head | None = None
+    ) -> Block | None:
+        """Sign a block of pooled transactions on top of ``parent`` (default: the head).
+
+        Returns None when the pool has nothing to include.
+        """
+        params = self.genesis.params
+        txs = self.mempool.select(params.max_block_txs, params.max_block_bytes)
+        if not txs:
+            return None
+        base = parent or self.head()
+        return build_block(
+            key,
+            chain=self.genesis.chain_id,
+            height=base.height + 1,
+            parent=base.hash,
+            state=base.state_root,
+            time=max(now_ms, base.time + 1),
+            txs=txs,
+        )
+
+    def apply(self, block: Block) -> Applied:
+        """Apply and durably commit ``block``.
+
+        Raises:
+            InvalidBlock: it does not extend the head or fails its checks; nothing changed.
+            StorageError, StorageFull: the commit failed; nothing changed.
+        """
+        started = time.perf_counter()
+        verify_block_signature(block)
+        with self.store.snapshot() as snap:
+            result = apply_block(snap, block, genesis=self.genesis, runtime=self.runtime)
+        self.store.commit_block(block, result.batch, result.receipts, result.state_root)
+        head = read_head(result.batch)
+        self.mempool.on_block(block.txs, self._nonce_of)
+        elapsed = time.perf_counter() - started
+        self._observe(result, head, elapsed)
+        return Applied(result=result, head=head, seconds=elapsed)
+
+    def apply_bytes(self, data: bytes) -> Applied | None:
+        """Apply a committed Raft entry; a block that is invalid here is skipped (None).
+
+        Every node skips the same blocks: validity depends only on the block and the chain.
+        """
+        try:
+            block = decode_block(data, max_size=self.genesis.params.max_block_bytes)
+            return self.apply(block)
+        except InvalidBlock as exc:
+            self.metrics.reject(exc.reason, "block")
+            log.info(kv("block_skipped", reason=exc.reason, message=str(exc)))
+            return None
+        except P2pmktError as exc:
+            if exc.reason in ("decode",):
+                self.metrics.reject(exc.reason, "block")
+                log.warning(kv("block_skipped", reason=exc.reason, message=str(exc)))
+                return None
+            raise
+
+    def _nonce_of(self, address: Address) -> int:
+        return account_nonce(self.store, address)
+
+    def _observe(self, result: BlockResult, head: Head, elapsed: float) -> None:
+        m = self.metrics
+        m.height.set(head.height)
+        m.blocks.inc()
+        m.apply_seconds.observe(elapsed)
+        now = time.monotonic()
+        for receipt in result.receipts:
+            m.txs.labels(status=receipt.status).inc()
+            if receipt.status != "ok":
+                m.reject(receipt.reason or "rejected", "block")
+            arrived = self._arrival.pop(receipt.txid, None)
+            if arrived is not None:
+                m.commit_latency.observe(now - arrived)
+        if len(self._arrival) > 4 * self.mempool.max_txs:
+            self._arrival = {t: a for t, a in self._arrival.items() if t in self.mempool}
+        m.mempool.set(len(self.mempool))
+        for event in result.events:
+            name = type(event).__name__
+            if name == "VisitsAppended":
+                m.visits.inc(getattr(event, "count", 0))
+            elif name == "ReportWritten":
+                report = getattr(event, "report", None)
+                m.reports.labels(ok=str(bool(getattr(report, "ok", False))).lower()).inc()
+                m.contract_fuel.inc(getattr(report, "fuel_used", 0) or 0)
+            elif name == "MarketingUpdated":
+                m.updates.inc()
+
+
+__all__ = ["Applied", "ChainService"]

@@ -1,0 +1,376 @@
+"""The demo workload and the merchant-tech rules agent, over any way of submitting transactions.
+
+Theory of operation
+-------------------
+Both the dev chain (everything in one process) and a testnet (a terminal node and
+merchant-tech nodes in separate processes) run the same loop of SPEC flows 1–4:
+
+* :func:`setup_demo` configures each demo merchant once: deploy the built-in conversion-rate
+  contract, configure the ``conversion`` indicator with a reporting condition and a target,
+  write version 1 of the marketing information and publish the rules file on chain.
+* :func:`run_visit_stream` is the terminal: it asks the seeded :class:`~p2pmkt.demo.DemoWorld`
+  for each merchant's visits under the merchant's *current* marketing information and submits
+  them in ``visit.batch`` transactions, backing off when the node says it is busy.
+* :class:`MerchantAgent` is the merchant-tech node's brain: for each committed report of its
+  merchant it calls the pure :func:`p2pmkt.agent.decide` and, when rules fire, submits a
+  signed ``market.update`` whose ``cause`` is the report. :func:`run_agent` feeds it.
+
+How transactions reach the chain is a :class:`Submitter`: :class:`LocalSubmitter` calls a
+:class:`~p2pmkt.node.chain.ChainService` directly; the testnet uses one over the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from p2pmkt.agent import ReportView, RuleSet, decide, load_rules, note_fired
+from p2pmkt.agent.decide import Target as AgentTarget
+from p2pmkt.chain.tx import make_tx
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.errors import Busy, InvalidTransaction, NonceError
+from p2pmkt.market.model import IndicatorSpec, MarketingInfo, Report, report_id
+from p2pmkt.node.logs import kv
+
+log = logging.getLogger("p2pmkt.workload")
+
+DEMO_CONTRACT = "conversion_rate"
+DEMO_VALUE = "conversion_rate"
+
+
+class Submitter(Protocol):
+    """Signs and submits transactions; reads what the workload needs back."""
+
+    async def submit(self, key: PrivateKey, kind: str, payload: dict[str, Any]) -> bytes:
+        """Sign ``payload`` as ``kind`` with ``key`` (next nonce) and submit; returns the txid.
+
+        Raises:
+            Busy: the node cannot take it now (the caller retries later).
+            RemoteError: the transaction was rejected.
+        """
+        ...
+
+    async def marketing(self, merchant: str) -> MarketingInfo | None: ...
+
+    async def indicator(self, merchant: str, name: str) -> IndicatorSpec | None: ...
+
+
+class NonceBook:
+    """Next nonce per key, seeded from the chain and advanced locally as we submit."""
+
+    def __init__(self, fetch: Callable[[bytes], int]) -> None:
+        self._fetch = fetch
+        self._next: dict[bytes, int] = {}
+
+    def take(self, address: bytes) -> int:
+        n = self._next.get(address)
+        if n is None:
+            n = self._fetch(address)
+        self._next[address] = n + 1
+        return n
+
+    def forget(self, address: bytes) -> None:
+        """Re-read from the chain next time (after a rejection left a gap)."""
+        self._next.pop(address, None)
+
+
+class LocalSubmitter:
+    """A :class:`Submitter` straight into a ChainService (dev chain, tests)."""
+
+    def __init__(self, chain: Any) -> None:
+        self.chain = chain
+        self.nonces = NonceBook(chain.pending_nonce)
+
+    async def submit(self, key: PrivateKey, kind: str, payload: dict[str, Any]) -> bytes:
+        nonce = self.nonces.take(key.address)
+        stx = make_tx(key, self.chain.genesis.chain_id, nonce, kind, payload)
+        try:
+            self.chain.admit(stx, where="local")
+        except (Busy, InvalidTransaction):
+            self.nonces.forget(key.address)
+            raise
+        await trio.lowlevel.checkpoint()
+        return stx.txid
+
+    async def marketing(self, merchant: str) -> MarketingInfo | None:
+        from p2pmkt.market.store import get_marketing
+
+        with self.chain.store.snapshot() as snap:
+            return get_marketing(snap, merchant)
+
+    async def indicator(self, merchant: str, name: str) -> IndicatorSpec | None:
+        from p2pmkt.market.store import get_indicator
+
+        with self.chain.store.snapshot() as snap:
+            ind = get_indicator(snap, merchant, name)
+        return None if ind is None or not ind.active else ind.spec
+
+
+async def submit_retrying(
+    sub: Submitter, key: PrivateKey, kind: str, payload: dict[str, Any], *, patience: float = 30.0
+) -> bytes:
+    """Submit, waiting out back-pressure (``Busy``) for up to ``patience`` seconds."""
+    delay = 0.02
+    with trio.fail_after(patience):
+        while True:
+            try:
+                return await sub.submit(key, kind, payload)
+            except Busy:
+                await trio.sleep(delay)  # back-pressure: the mempool drains at the next block
+                delay = min(delay * 2, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoMerchant:
+    merchant: str
+    ops: PrivateKey
+    tech: PrivateKey
+
+
+async def setup_demo(
+    sub: Submitter,
+    merchants: Iterable[DemoMerchant],
+    *,
+    every_visits: int = 2000,
+    every_ms: int = 5000,
+) -> None:
+    """Configure each merchant once (idempotent: skips what is already on chain)."""
+    from p2pmkt.contracts.builtin import builtin_code, builtin_hash
+    from p2pmkt.demo import INDICATOR, TARGETS, rules_toml, starting_campaigns
+
+    code_hash = builtin_hash(DEMO_CONTRACT)
+    for m in merchants:
+        if await sub.indicator(m.merchant, INDICATOR) is None:
+            # Each merchant deploys the code itself (stored once, by hash): its configure
+            # then queues behind its own deploy instead of depending on another sender's.
+            await submit_retrying(
+                sub, m.ops, "contract.deploy", {"code": builtin_code(DEMO_CONTRACT)}
+            )
+            t = TARGETS[m.merchant]
+            await submit_retrying(
+                sub,
+                m.ops,
+                "indicator.configure",
+                {
+                    "merchant": m.merchant,
+                    "name": INDICATOR,
+                    "code": code_hash,
+                    "params": {},
+                    "condition": {"every_visits": every_visits, "every_ms": every_ms},
+                    "target": {
+                        "value": DEMO_VALUE,
+                        "threshold": t.target.threshold,
+                        "scale": t.scale,
+                        "direction": t.target.direction,
+                    },
+                },
+            )
+        if await sub.marketing(m.merchant) is None:
+            await submit_retrying(
+                sub,
+                m.tech,
+                "market.update",
+                {
+                    "merchant": m.merchant,
+                    "base_version": 0,
+                    "campaigns": [c.to_wire() for c in starting_campaigns(m.merchant)],
+                    "cause": "",
+                },
+            )
+            await submit_retrying(
+                sub,
+                m.tech,
+                "rules.publish",
+                {
+                    "merchant": m.merchant,
+                    "rules": rules_toml(m.merchant, indicator=INDICATOR).encode(),
+                },
+            )
+
+
+def calibrated_scale(merchants: Iterable[str], visits_per_second: float, seed: int = 7) -> float:
+    """World scale that makes the demo merchants produce about ``visits_per_second`` in total."""
+    from p2pmkt.demo import DemoWorld, starting_info
+
+    world = DemoWorld(seed)
+    start = 1_764_000_000_000
+    count = sum(len(world.visits(m, starting_info(m), start, 60_000)) for m in merchants)
+    per_second = max(count / 60.0, 1e-6)
+    return visits_per_second / per_second
+
+
+async def run_visit_stream(
+    sub: Submitter,
+    terminal: PrivateKey,
+    merchants: list[str],
+    *,
+    visits_per_second: float,
+    max_per_tx: int,
+    tick: float = 0.1,
+    seed: int = 7,
+    counter: Callable[[int], Any] | None = None,
+) -> None:
+    """Submit the demo merchants' visits, tick by tick, until cancelled."""
+    from p2pmkt.demo import DemoWorld
+
+    world = DemoWorld(seed, scale=calibrated_scale(merchants, visits_per_second, seed))
+    infos: dict[str, MarketingInfo | None] = {}
+    last_refresh = 0.0
+    t = int(time.time() * 1000)
+    while True:
+        if time.monotonic() - last_refresh > 1.0:
+            for m in merchants:
+                infos[m] = await sub.marketing(m)
+            last_refresh = time.monotonic()
+        step = int(tick * 1000)
+        for m in merchants:
+            visits = world.visits(m, infos.get(m), t, step)
+            for i in range(0, len(visits), max_per_tx):
+                chunk = [v.to_wire() for v in visits[i : i + max_per_tx]]
+                try:
+                    await submit_retrying(sub, terminal, "visit.batch", {"visits": chunk})
+                except NonceError:
+                    continue  # our view of the nonce went stale; NonceBook re-reads it
+                if counter is not None:
+                    counter(len(chunk))
+        t += step
+        # Keep visit time near wall time: sleep only when we are ahead of the clock.
+        ahead = t / 1000 - time.time()
+        if ahead > 0:
+            await trio.sleep(ahead)
+
+
+@dataclass
+class MerchantAgent:
+    """The merchant-tech node's rules agent for one merchant (SPEC flow 4)."""
+
+    merchant: str
+    rules: RuleSet
+    cooldowns: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_text(cls, merchant: str, text: str) -> MerchantAgent:
+        return cls(merchant, load_rules(text, merchant=merchant))
+
+    def decide(self, report: Report, spec: IndicatorSpec | None, current: MarketingInfo) -> Any:
+        """The update to submit for ``report``, or None (pure but for the cooldown record)."""
+        if report.merchant != self.merchant:
+            return None
+        update = decide(self.rules, report_view(report, spec), current, self.cooldowns, report.time)
+        if update is not None:
+            self.cooldowns = note_fired(self.cooldowns, update, report.time)
+        return update
+
+
+def report_view(report: Report, spec: IndicatorSpec | None) -> ReportView:
+    """Map the chain's report (and its indicator's target) onto the agent's view."""
+    target = None
+    if spec is not None and spec.target is not None:
+        t = spec.target
+        if report.scale >= t.scale:
+            threshold = t.threshold * 10 ** (report.scale - t.scale)
+        else:
+            threshold = -(-t.threshold // 10 ** (t.scale - report.scale))
+        target = AgentTarget(t.value, threshold, t.direction)
+    return ReportView(
+        merchant=report.merchant,
+        indicator=report.indicator,
+        values=report.values,
+        scale=report.scale,
+        missed=report.missed,
+        report_id=report_id(report.merchant, report.indicator, report.n),
+        height=report.height,
+        time=report.time,
+        target=target,
+        ok=report.ok,
+    )
+
+
+async def run_agent(
+    agent: MerchantAgent,
+    reports: trio.MemoryReceiveChannel[Report],
+    sub: Submitter,
+    tech: PrivateKey,
+    *,
+    on_update: Callable[[Any], Any] | None = None,
+) -> None:
+    """Act on each committed report of the agent's merchant, in order, until the channel closes."""
+    async for report in reports:
+        if report.merchant != agent.merchant or not report.missed:
+            continue
+        current = await sub.marketing(agent.merchant)
+        if current is None:
+            continue
+        spec = await sub.indicator(report.merchant, report.indicator)
+        update = agent.decide(report, spec, current)
+        if update is None:
+            continue
+        try:
+            await submit_retrying(
+                sub,
+                tech,
+                "market.update",
+                {
+                    "merchant": update.merchant,
+                    "base_version": update.base_version,
+                    "campaigns": [c.to_wire() for c in update.campaigns],
+                    "cause": update.cause,
+                },
+            )
+        except InvalidTransaction as exc:
+            # A concurrent update moved the version on; the next report decides again.
+            log.info(kv("agent_update_rejected", merchant=agent.merchant, reason=exc.reason))
+            continue
+        log.info(
+            kv(
+                "agent_update",
+                merchant=agent.merchant,
+                cause=update.cause,
+                changes="; ".join(update.changes),
+            )
+        )
+        if on_update is not None:
+            on_update(update)
+
+
+async def run_local_demo(
+    chain: Any,
+    reports: trio.MemoryReceiveChannel[Report],
+    *,
+    visits_per_second: float = 2000,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The dev chain's demo: dev keys for acme and globex, agents in-process, visits streaming."""
+    from p2pmkt.chain.dev import dev_key
+    from p2pmkt.demo import rules_toml
+
+    sub = LocalSubmitter(chain)
+    merchants = [
+        DemoMerchant(m, dev_key(f"{m}-ops"), dev_key(f"{m}-tech")) for m in ("acme", "globex")
+    ]
+    await setup_demo(sub, merchants)
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        fanout: list[trio.MemorySendChannel[Report]] = []
+        for m in merchants:
+            send, recv = trio.open_memory_channel[Report](256)
+            fanout.append(send)
+            agent = MerchantAgent.from_text(m.merchant, rules_toml(m.merchant))
+            nursery.start_soon(run_agent, agent, recv, sub, m.tech)
+        nursery.start_soon(
+            lambda: run_visit_stream(
+                sub,
+                dev_key("terminal"),
+                [m.merchant for m in merchants],
+                visits_per_second=visits_per_second,
+                max_per_tx=chain.genesis.params.max_visits_per_tx,
+            )
+        )
+        async for report in reports:
+            for send in fanout:
+                send.send_nowait(report)

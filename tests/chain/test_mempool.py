@@ -1,0 +1,135 @@
+"""Mempool: bounds and back-pressure, dedup, nonce order and gaps, eviction, selection."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2pmkt.chain.genesis import ChainParams
+from p2pmkt.chain.mempool import Mempool
+from p2pmkt.chain.tx import SignedTransaction, make_tx
+from p2pmkt.errors import InvalidTransaction, MempoolFull, NonceError
+from p2pmkt.testing.builders import visit
+from p2pmkt.testing.keys import dev_key
+
+CHAIN = "p2pmkt-dev"
+
+
+def tx(who: str, nonce: int, n: int = 1) -> SignedTransaction:
+    return make_tx(dev_key(who), CHAIN, nonce, "visit.batch", {"visits": [visit(account=f"{nonce}")] * n})
+
+
+def pool(**overrides: int) -> Mempool:
+    return Mempool(dataclasses.replace(ChainParams(), **overrides), max_nonce_gap=4, ttl=60.0)
+
+
+def test_duplicate_is_reported_not_added() -> None:
+    mp = pool()
+    t = tx("terminal", 0)
+    assert mp.add(t, account_nonce=0, now=0.0) is True
+    assert mp.add(t, account_nonce=0, now=1.0) is False
+    assert len(mp) == 1
+
+
+def test_full_pool_pushes_back_and_keeps_what_it_has() -> None:
+    mp = pool(mempool_max_txs=2)
+    mp.add(tx("terminal", 0), account_nonce=0, now=0)
+    mp.add(tx("terminal", 1), account_nonce=0, now=0)
+    with pytest.raises(MempoolFull, match=r"^mempool is full \(2 transactions, \d+ bytes; limits 2 and \d+\); retry after the next block$") as info:
+        mp.add(tx("terminal", 2), account_nonce=0, now=0)
+    assert info.value.reason == "mempool_full"
+    assert len(mp) == 2
+
+
+def test_byte_limit_pushes_back() -> None:
+    one = tx("terminal", 0, n=20)
+    size = len(one.body) + len(one.sig)
+    mp = pool(mempool_max_bytes=size + 10)
+    mp.add(one, account_nonce=0, now=0)
+    with pytest.raises(MempoolFull):
+        mp.add(tx("terminal", 1, n=20), account_nonce=0, now=0)
+
+
+def test_oversized_tx_is_refused() -> None:
+    mp = pool(max_tx_bytes=100)
+    with pytest.raises(InvalidTransaction, match=r"^transaction is \d+ bytes; this chain accepts at most 100$"):
+        mp.add(tx("terminal", 0), account_nonce=0, now=0)
+
+
+def test_nonce_rules() -> None:
+    mp = pool()
+    with pytest.raises(NonceError, match=r"^nonce 2 already used; next is 5$"):
+        mp.add(tx("terminal", 2), account_nonce=5, now=0)
+    with pytest.raises(NonceError, match=r"^nonce 10 is ahead; next is 5 and at most 4 may wait ahead of it$"):
+        mp.add(tx("terminal", 10), account_nonce=5, now=0)
+    mp.add(tx("terminal", 5), account_nonce=5, now=0)
+    other = make_tx(dev_key("terminal"), CHAIN, 5, "visit.batch", {"visits": [visit("globex")]})
+    with pytest.raises(NonceError, match=r"^another transaction with nonce 5 from this sender is already pending$"):
+        mp.add(other, account_nonce=5, now=0)
+
+
+def test_select_follows_nonce_order_and_waits_at_gaps() -> None:
+    mp = pool()
+    for n in (2, 0, 3):
+        mp.add(tx("terminal", n), account_nonce=0, now=0)
+    assert [t.tx.nonce for t in mp.select(10, 10**9)] == [0]
+    mp.add(tx("terminal", 1), account_nonce=0, now=0)
+    assert [t.tx.nonce for t in mp.select(10, 10**9)] == [0, 1, 2, 3]
+    assert mp.pending_nonce(dev_key("terminal").address, 0) == 4
+
+
+def test_select_interleaves_senders_by_arrival_and_respects_limits() -> None:
+    mp = pool()
+    mp.add(tx("terminal", 0), account_nonce=0, now=0)
+    mp.add(tx("acme-ops", 0), account_nonce=0, now=0)
+    mp.add(tx("terminal", 1), account_nonce=0, now=0)
+    picked = mp.select(10, 10**9)
+    assert [(t.sender == dev_key("terminal").address, t.tx.nonce) for t in picked] == [
+        (True, 0), (False, 0), (True, 1)]
+    assert len(mp.select(2, 10**9)) == 2
+    first = picked[0]
+    assert mp.select(10, len(first.body) + len(first.sig)) == [first]
+
+
+def test_on_block_evicts_included_and_stale_nonces() -> None:
+    mp = pool()
+    for n in range(4):
+        mp.add(tx("terminal", n), account_nonce=0, now=0)
+    included = mp.select(2, 10**9)
+    # The block also consumed nonce 2 through another path (e.g. a different tx with nonce 2).
+    gone = mp.on_block(included, lambda _addr: 3)
+    assert gone == 3
+    assert [t.tx.nonce for t in mp.select(10, 10**9)] == [3]
+    assert mp.statistics().txs == 1
+
+
+def test_expire_drops_old_txs_and_their_successors() -> None:
+    mp = pool()
+    mp.add(tx("terminal", 0), account_nonce=0, now=0)
+    mp.add(tx("terminal", 1), account_nonce=0, now=50)
+    mp.add(tx("acme-ops", 0), account_nonce=0, now=50)
+    assert mp.expire(now=70) == 2  # terminal 0 is stale, so terminal 1 can never apply
+    assert [t.sender for t in mp.select(10, 10**9)] == [dev_key("acme-ops").address]
+    assert mp.statistics().bytes == sum(len(t.body) + len(t.sig) for t in mp.select(10, 10**9))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["terminal", "acme-ops", "platform"]), st.integers(0, 6)), max_size=30))
+def test_selection_is_always_applicable_in_order(ops: list[tuple[str, int]]) -> None:
+    """Whatever was added, select() returns per-sender contiguous nonces from the base."""
+    mp = pool()
+    for who, nonce in ops:
+        try:
+            mp.add(tx(who, nonce), account_nonce=0, now=0)
+        except NonceError:
+            pass
+    seen: dict[bytes, int] = {}
+    for t in mp.select(1000, 10**9):
+        assert t.tx.nonce == seen.get(t.sender, 0)
+        seen[t.sender] = t.tx.nonce + 1
+    stats = mp.statistics()
+    assert stats.ready == len(mp.select(1000, 10**9))
+    assert stats.txs == len(mp) <= stats.max_txs
