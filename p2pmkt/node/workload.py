@@ -199,7 +199,7 @@ def calibrated_scale(merchants: Iterable[str], visits_per_second: float, seed: i
 
     world = DemoWorld(seed)
     start = 1_764_000_000_000
-    count = sum(len(world.visits(m, starting_info(m), start, 60_000)) for m in merchants)
+    count = sum(len(world.session_visits(m, starting_info(m), start, 60_000)) for m in merchants)
     per_second = max(count / 60.0, 1e-6)
     return visits_per_second / per_second
 
@@ -229,7 +229,7 @@ async def run_visit_stream(
             last_refresh = time.monotonic()
         step = int(tick * 1000)
         for m in merchants:
-            visits = world.visits(m, infos.get(m), t, step)
+            visits = world.session_visits(m, infos.get(m), t, step)
             for i in range(0, len(visits), max_per_tx):
                 chunk = [v.to_wire() for v in visits[i : i + max_per_tx]]
                 try:
