@@ -72,11 +72,10 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo_rules() -> dict[str, str]:
-    try:
-        from p2pmkt.demo import default_rules
-    except ImportError:
-        return {}
-    return dict(default_rules())
+    """Each demo merchant's default rules file, for its merchant-tech node's agent."""
+    from p2pmkt.demo import DEMO_MERCHANTS, rules_toml
+
+    return {m: rules_toml(m) for m in DEMO_MERCHANTS}
 
 
 def _up(args: argparse.Namespace) -> int:

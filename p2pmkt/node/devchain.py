@@ -28,6 +28,7 @@ from p2pmkt.chain.dev import DEV_ACCOUNTS, dev_genesis, dev_key
 from p2pmkt.chain.genesis import ChainParams
 from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
 from p2pmkt.market.model import Report
+from p2pmkt.node.api import EventHub, events_of
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import setup_logging
 
@@ -120,9 +121,11 @@ def run_dev_main(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     )
 
     reports_send, reports_recv = trio.open_memory_channel[Report](1024)
+    hub = EventHub()
 
     def on_block(applied: Applied) -> None:
         print(block_line(applied), file=out, flush=True)
+        hub.publish(events_of(applied))
         for event in applied.result.events:
             if isinstance(event, ReportWritten):
                 try:
@@ -135,7 +138,7 @@ def run_dev_main(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             if not args.no_net:
                 from p2pmkt.node.services import serve_dev_rpc
 
-                await nursery.start(serve_dev_rpc, chain, args.listen, out)
+                await nursery.start(serve_dev_rpc, chain, args.listen, out, hub)
             if args.demo:
                 from p2pmkt.node.workload import run_local_demo
 

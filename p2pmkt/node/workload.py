@@ -30,11 +30,10 @@ from typing import Any, Protocol
 import trio
 
 from p2pmkt.agent import ReportView, RuleSet, decide, load_rules, note_fired
-from p2pmkt.agent.decide import Target as AgentTarget
 from p2pmkt.chain.tx import make_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import Busy, InvalidTransaction, NonceError
-from p2pmkt.market.model import IndicatorSpec, MarketingInfo, Report, report_id
+from p2pmkt.market.model import IndicatorSpec, MarketingInfo, Report
 from p2pmkt.node.logs import kv
 
 log = logging.getLogger("p2pmkt.workload")
@@ -269,26 +268,7 @@ class MerchantAgent:
 
 def report_view(report: Report, spec: IndicatorSpec | None) -> ReportView:
     """Map the chain's report (and its indicator's target) onto the agent's view."""
-    target = None
-    if spec is not None and spec.target is not None:
-        t = spec.target
-        if report.scale >= t.scale:
-            threshold = t.threshold * 10 ** (report.scale - t.scale)
-        else:
-            threshold = -(-t.threshold // 10 ** (t.scale - report.scale))
-        target = AgentTarget(t.value, threshold, t.direction)
-    return ReportView(
-        merchant=report.merchant,
-        indicator=report.indicator,
-        values=report.values,
-        scale=report.scale,
-        missed=report.missed,
-        report_id=report_id(report.merchant, report.indicator, report.n),
-        height=report.height,
-        time=report.time,
-        target=target,
-        ok=report.ok,
-    )
+    return ReportView.from_report(report, spec.target if spec is not None else None)
 
 
 async def run_agent(
@@ -343,7 +323,7 @@ async def run_local_demo(
     reports: trio.MemoryReceiveChannel[Report],
     *,
     visits_per_second: float = 2000,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The dev chain's demo: dev keys for acme and globex, agents in-process, visits streaming."""
     from p2pmkt.chain.dev import dev_key

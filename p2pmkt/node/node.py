@@ -1,0 +1,297 @@
+"""A full node: ``async def run_node(config, *, task_status)`` — one nursery owns everything.
+
+Composition (each a task in the node's nursery; structured concurrency only)::
+
+    open_net (libp2p host, GossipSub, discovery)   open_raft_transport (/p2pmkt/raft/1.0.0)
+      │                                              │
+      ├─ run_rpc_server   ← ChainApi (NodeApi)       ├─ run_raft_driver ── ChainApp (one entry = one block)
+      ├─ run_sync_server  ← ChainBlocks              ├─ run_block_producer (leader: mempool → block → propose)
+      ├─ gossip out: submitted txs → bundles         └─ catch-up: blocks missing after a snapshot ← fetch_blocks
+      ├─ gossip in:  bundles → mempool
+      └─ agent (merchant-tech with [agent] rules): reports → rules → signed market.update
+
+Validators are the genesis validators; the Raft membership starts from them (a bootstrap log
+written once, identically on every founding node). Peers outside the chain's membership may
+use the RPC protocol (clients) but never the Raft or sync protocols.
+
+Shutdown: SIGINT/SIGTERM cancel the nursery; LMDB is closed last.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2pmkt.chain.genesis import load_genesis, parse_role
+from p2pmkt.chain.tx import SignedTransaction
+from p2pmkt.config import NodeConfig, load_config
+from p2pmkt.crypto.keyfile import load_key
+from p2pmkt.crypto.keys import PrivateKey, address_hex
+from p2pmkt.errors import Busy, P2pmktError
+from p2pmkt.market.events import ReportWritten
+from p2pmkt.market.model import Report
+from p2pmkt.node.api import ChainApi, EventHub, events_of
+from p2pmkt.node.chain import Applied, ChainService
+from p2pmkt.node.logs import kv, setup_logging
+from p2pmkt.node.metrics import NodeMetrics
+
+log = logging.getLogger("p2pmkt.node")
+
+
+class ChainBlocks:
+    """``BlockProvider`` for block sync, over the chain store."""
+
+    def __init__(self, chain: ChainService) -> None:
+        self.chain = chain
+
+    async def head_height(self) -> int:
+        return int(self.chain.head().height)
+
+    async def blocks(self, start: int, end: int) -> Sequence[bytes]:
+        out = []
+        for h in range(max(start, 1), end + 1):
+            raw = self.chain.store.block_bytes_at(h)
+            if raw is None:
+                break
+            out.append(raw)
+        return out
+
+
+class NodeSubmitter:
+    """The node's own agents submit through the same path as RPC clients (pool + gossip)."""
+
+    def __init__(self, api: ChainApi, chain: ChainService) -> None:
+        from p2pmkt.node.workload import LocalSubmitter, NonceBook
+
+        self.api = api
+        self.chain = chain
+        self._local = LocalSubmitter(chain)
+        self.nonces = NonceBook(chain.pending_nonce)
+
+    async def submit(self, key: PrivateKey, kind: str, payload: dict[str, Any]) -> bytes:
+        from p2pmkt.chain.tx import make_tx
+
+        nonce = self.nonces.take(key.address)
+        stx = make_tx(key, self.chain.genesis.chain_id, nonce, kind, payload)
+        try:
+            return await self.api.submit_tx(stx.encode())
+        except P2pmktError:
+            self.nonces.forget(key.address)
+            raise
+
+    async def marketing(self, merchant: str) -> Any:
+        return await self._local.marketing(merchant)
+
+    async def indicator(self, merchant: str, name: str) -> Any:
+        return await self._local.indicator(merchant, name)
+
+
+async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a node until cancelled. ``task_status.started(info)`` once it serves RPC, with
+    ``info = {"peer_id", "addrs", "address"}``."""
+    from p2pmkt.contracts import RuntimeConfig, WasmRuntime
+    from p2pmkt.net import (
+        Members,
+        NetConfig,
+        fetch_blocks,
+        open_net,
+        open_raft_transport,
+        run_rpc_server,
+        run_sync_server,
+    )
+    from p2pmkt.net.rpc_stream import RpcLimits
+    from p2pmkt.net.sync import MAX_RANGE
+    from p2pmkt.node.raft_app import ChainApp
+    from p2pmkt.node.raft_driver import (
+        DriverConfig,
+        RaftDriver,
+        run_block_producer,
+    )
+    from p2pmkt.raft import bootstrap_log
+    from p2pmkt.storage.raftlog import LmdbRaftLogStore
+    from p2pmkt.types import NodeId
+
+    key = load_key(config.key_file)
+    genesis = load_genesis(config.genesis)
+    address = address_hex(key.address)
+    try:
+        me = next(m for m in genesis.members if m.address == key.address)
+        roles = tuple(me.roles)
+    except StopIteration:
+        roles = ()
+    metrics = NodeMetrics(config.name)
+    if config.metrics:
+        port = metrics.serve(config.metrics)
+        log.info(kv("metrics", listen=f"{config.metrics.rpartition(':')[0]}:{port}"))
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = WasmRuntime(RuntimeConfig(
+        max_code_bytes=genesis.params.contract_max_code_bytes, cache_dir=config.data_dir / "wasm-cache"))
+    chain = ChainService.open(config.data_dir, genesis, runtime=runtime, metrics=metrics)
+    hub = EventHub()
+    outbox_send, outbox_recv = trio.open_memory_channel[bytes](100_000)
+    reports_send, reports_recv = trio.open_memory_channel[Report](1024)
+
+    validators = [NodeId(address_hex(genesis.member(n).address)) for n in genesis.validators]
+    is_validator = NodeId(address) in validators
+    members = Members(m.pubkey for m in genesis.members)
+    net_config = NetConfig(
+        chain_id=genesis.chain_id, listen=config.listen, bootstrap=config.bootstrap,
+        mdns=config.mdns, reconnect_interval=0.5, pex_interval=1.0,
+    )
+
+    def on_applied(applied: Applied) -> None:
+        hub.publish(events_of(applied))
+        for ev in applied.result.events:
+            if isinstance(ev, ReportWritten):
+                try:
+                    reports_send.send_nowait(ev.report)
+                except trio.WouldBlock:
+                    log.warning(kv("agent_behind", report=ev.report.indicator))
+
+    def on_submit(stx: SignedTransaction) -> None:
+        try:
+            outbox_send.send_nowait(stx.encode())
+        except trio.WouldBlock:
+            log.warning("gossip outbox full; a transaction stays local until its block")
+
+    try:
+        async with open_net(key, net_config, members=members) as net, open_raft_transport(net) as raft_t:
+            app = ChainApp(chain, on_applied=on_applied)
+            raft_store = LmdbRaftLogStore(chain.store.env)
+            if raft_store.last_index() == 0 and is_validator:
+                hs, ents = bootstrap_log(validators)
+                raft_store.save(hs, ents)
+            driver = RaftDriver.create(
+                NodeId(address), raft_store, raft_t, raft_t.incoming, app,
+                config=DriverConfig(tick_interval=config.raft.tick_ms / 1000),
+                election_tick=config.raft.election_ticks, heartbeat_tick=config.raft.heartbeat_ticks,
+            )
+
+            def network() -> tuple[str | None, tuple[str, ...]]:
+                peers = tuple(p for p in net.connected_peers() if members.is_member(p))
+                metrics.peers.set(len(peers))
+                metrics.raft_leader.set(1 if driver.is_leader else 0)
+                return (driver.leader, peers)
+
+            api = ChainApi(chain, hub, peer_id=net.peer_id, address=address, roles=roles,
+                           network=network, on_submit=on_submit)
+
+            def build() -> bytes | None:
+                block = chain.build_block(key, int(time.time() * 1000))
+                return None if block is None else block.encode()
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(lambda task_status: driver.run(task_status=task_status))
+                await nursery.start(
+                    lambda task_status: run_block_producer(
+                        driver, build, interval=genesis.params.block_interval_ms / 1000,
+                        task_status=task_status))
+                await nursery.start(run_rpc_server, net, api, RpcLimits(
+                    max_frame=config.limits.rpc_max_frame))
+                await nursery.start(run_sync_server, net, ChainBlocks(chain))
+                nursery.start_soon(_gossip_out, net, outbox_recv)
+                nursery.start_soon(_gossip_in, net, chain)
+                nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
+                if config.agent.rules is not None:
+                    nursery.start_soon(_run_agent, config, chain, api, key, roles, reports_recv)
+                log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
+                            addrs=",".join(net.addrs()), height=chain.head().height,
+                            validator=is_validator))
+                task_status.started({"peer_id": net.peer_id, "addrs": net.addrs(), "address": address})
+    finally:
+        chain.close()
+
+
+async def _gossip_out(net: Any, outbox: trio.MemoryReceiveChannel[bytes]) -> None:
+    """Publish submitted transactions in bundles: whatever queued while the last publish ran."""
+    if net.gossip is None:
+        return
+    async for first in outbox:
+        batch = [first]
+        while len(batch) < 1000:
+            try:
+                batch.append(outbox.receive_nowait())
+            except trio.WouldBlock:
+                break
+        try:
+            await net.gossip.publish_txs(batch)
+        except Exception as exc:  # a publish failure must not stop the node
+            log.warning(kv("gossip_publish_failed", error=repr(exc)))
+
+
+async def _gossip_in(net: Any, chain: ChainService) -> None:
+    if net.gossip is None:
+        return
+    async for bundle in net.gossip.tx_bundles:
+        for stx in bundle.txs:
+            try:
+                chain.admit(stx, where="gossip")
+            except Busy:
+                break  # full: the rest of this bundle waits for its origin's next block
+            except P2pmktError:
+                continue  # counted in metrics by reason; usually already committed
+        await trio.lowlevel.checkpoint()
+
+
+async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_range: int) -> None:
+    """Fetch blocks this node lacks (after a Raft snapshot) from member peers."""
+    while True:
+        await trio.sleep(0.2)  # polling period of the catch-up check, not a readiness wait
+        want = app.wants()
+        if want is None:
+            continue
+        start, end = want
+        for peer in net.connected_peers():
+            if not members.is_member(peer):
+                continue
+            try:
+                with trio.move_on_after(5):
+                    blocks, _head = await fetch_blocks(net, peer, start, min(end, start + max_range - 1))
+                    if blocks and app.offer(blocks):
+                        log.info(kv("caught_up", to=app.chain.head().height, peer=peer))
+                        break
+            except Exception as exc:
+                log.debug(kv("catch_up_failed", peer=peer, error=repr(exc)))
+
+
+async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key: PrivateKey,
+                     roles: tuple[str, ...], reports: trio.MemoryReceiveChannel[Report]) -> None:
+    from p2pmkt.node.workload import MerchantAgent, run_agent
+
+    merchants = [scope for role, scope in map(parse_role, roles) if role == "merchant-tech"]
+    if not merchants:
+        log.error(kv("agent_disabled", why="the node's key holds no merchant-tech role"))
+        return
+    assert config.agent.rules is not None
+    agent = MerchantAgent.from_text(merchants[0], config.agent.rules.read_text())
+    log.info(kv("agent_started", merchant=merchants[0], rules=str(config.agent.rules)))
+    await run_agent(agent, reports, NodeSubmitter(api, chain), key)
+
+
+def run_node_main(config_path: Path) -> int:
+    """Entry point of ``p2pmkt node run``: runs until SIGINT/SIGTERM; exit code 0 on a clean stop."""
+    config = load_config(config_path)
+    setup_logging(config.log_level)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_node, config)
+                async for sig in signals:
+                    log.info(kv("node_stopping", signal=signal.Signals(sig).name))
+                    break
+                nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except P2pmktError as exc:
+        print(f"error ({exc.reason}): {exc}", file=sys.stderr)
+        return 2
+    return 0

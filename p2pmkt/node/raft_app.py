@@ -1,0 +1,153 @@
+"""The chain as Raft's replicated state machine: one Raft entry is one block.
+
+Theory of operation
+-------------------
+:class:`ChainApp` implements :class:`p2pmkt.node.raft_driver.RaftApplication`. Committed
+entries arrive in log order; each normal entry holds one encoded block:
+
+* height <= head: a duplicate or a stale block of a deposed leader — skipped (every node skips
+  the same entries, since every node applies the same log from the same genesis);
+* height == head + 1: applied through :meth:`ChainService.apply_bytes`, which itself skips a
+  block that fails its checks (wrong parent, bad signature, proposer not a validator);
+* height > head + 1: this node restored a Raft snapshot and lacks the blocks before it. The
+  block is buffered and :meth:`wants` tells the catch-up task which heights to fetch from peers
+  over ``/p2pmkt/sync/1.0.0``; buffered blocks apply once the gap is filled.
+
+A Raft snapshot is just ``{"height", "hash"}`` of the chain head: chain state is rebuilt from
+blocks, never shipped whole. ``last_applied`` is persisted after each applied batch, in its own
+small write; reporting a lower index after a crash is harmless because re-applied entries are
+skipped by height.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from p2pmkt.chain.block import decode_block
+from p2pmkt.errors import P2pmktError
+from p2pmkt.node.chain import Applied, ChainService
+from p2pmkt.node.logs import kv
+from p2pmkt.raft import Entry, EntryKind, Snapshot
+from p2pmkt.types import NodeId, Term
+from p2pmkt.wire.cbor import decode, encode
+
+log = logging.getLogger("p2pmkt.raft_app")
+
+_U64 = struct.Struct(">Q")
+_APPLIED_KEY = b"raft_applied"
+MAX_BUFFERED = 10_000
+
+
+class ChainApp:
+    def __init__(
+        self,
+        chain: ChainService,
+        *,
+        on_applied: Callable[[Applied], Any],
+        on_leader: Callable[[NodeId | None, Term], Any] = lambda leader, term: None,
+    ) -> None:
+        self.chain = chain
+        self.on_applied = on_applied
+        self.on_leader = on_leader
+        env = chain.store.env
+        self._env = env
+        self._db = env.open_db(b"node_meta")
+        with env.begin(db=self._db) as txn:
+            raw = txn.get(_APPLIED_KEY)
+        self._applied = _U64.unpack(bytes(raw))[0] if raw is not None else 0
+        self._buffer: dict[int, bytes] = {}
+        self.target_height = 0
+        self.leader: NodeId | None = None
+        self.term = 0
+
+    # --- RaftApplication ----------------------------------------------------------------
+
+    def last_applied(self) -> int:
+        return self._applied
+
+    def apply(self, entries: Sequence[Entry]) -> None:
+        for e in entries:
+            if e.kind == EntryKind.NORMAL and e.data:
+                self._block(e.data)
+            self._applied = e.index
+        with self._env.begin(db=self._db, write=True) as txn:
+            txn.put(_APPLIED_KEY, _U64.pack(self._applied))
+
+    def snapshot(self) -> bytes:
+        head = self.chain.head()
+        return encode({"height": head.height, "hash": bytes(head.hash)})
+
+    def restore(self, snapshot: Snapshot) -> None:
+        if snapshot.data:
+            try:
+                obj = decode(snapshot.data)
+                self.target_height = max(self.target_height, int(obj["height"]))
+            except (P2pmktError, KeyError, TypeError, ValueError):
+                log.error(kv("bad_raft_snapshot", index=snapshot.meta.index))
+        self._applied = snapshot.meta.index
+        log.info(kv("raft_snapshot_restored", index=snapshot.meta.index, height=self.target_height,
+                    have=self.chain.head().height))
+
+    def leader_changed(self, leader: NodeId | None, term: Term) -> None:
+        self.leader, self.term = leader, int(term)
+        self.chain.metrics.raft_term.set(int(term))
+        self.on_leader(leader, term)
+
+    # --- blocks -------------------------------------------------------------------------
+
+    def _block(self, data: bytes) -> None:
+        head = self.chain.head().height
+        try:
+            height = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes).height
+        except P2pmktError as exc:
+            self.chain.metrics.reject(exc.reason, "raft")
+            log.warning(kv("raft_entry_skipped", reason=exc.reason, message=str(exc)))
+            return
+        if height <= head:
+            return
+        if height > head + 1 or self._buffer:
+            if len(self._buffer) < MAX_BUFFERED:
+                self._buffer[height] = data
+            self.target_height = max(self.target_height, height - 1)
+            return
+        self._apply(data)
+
+    def _apply(self, data: bytes) -> None:
+        applied = self.chain.apply_bytes(data)
+        if applied is not None:
+            self.on_applied(applied)
+
+    def wants(self) -> tuple[int, int] | None:
+        """Heights ``(start, end)`` this node must fetch from peers, or None when caught up."""
+        head = self.chain.head().height
+        end = max(self.target_height, min(self._buffer, default=head + 1) - 1)
+        return (head + 1, end) if end > head else None
+
+    def offer(self, blocks: Sequence[Any]) -> int:
+        """Apply fetched blocks (decoded, ascending) that extend the head; then drain the
+        buffer. Returns how many blocks were applied."""
+        done = 0
+        for block in blocks:
+            if block.height != self.chain.head().height + 1:
+                continue
+            try:
+                applied = self.chain.apply(block)
+            except P2pmktError as exc:
+                log.warning(kv("sync_block_rejected", height=block.height, reason=exc.reason))
+                break
+            self.on_applied(applied)
+            done += 1
+        while self._buffer:
+            nxt = self.chain.head().height + 1
+            stale = [h for h in self._buffer if h < nxt]
+            for h in stale:
+                del self._buffer[h]
+            data = self._buffer.pop(nxt, None)
+            if data is None:
+                break
+            self._apply(data)
+            done += 1
+        return done
