@@ -61,7 +61,7 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     up.set_defaults(func=_market_update)
     cy = cmd(msub, "cycle", "Update-cycle figures: from the visit that made a report due to the update it caused.",
              "p2pmkt market cycle acme --node node1")
-    cy.add_argument("merchant", nargs="?", help="one merchant (default: every merchant with reports)")
+    cy.add_argument("merchant", nargs="+", help="merchant ids")
     cy.add_argument("--limit", type=int, default=500, help="updates to look at per merchant (default: 500)")
     target(cy)
     cy.set_defaults(func=_market_cycle)

@@ -176,6 +176,13 @@ class ChainApi:
             "roles": list(member.roles) if member is not None else [],
         }
 
+    async def market_indicator(self, merchant: str, name: str) -> dict[str, Any] | None:
+        from p2pmkt.market.store import get_indicator
+
+        with self.chain.store.snapshot() as snap:
+            ind = get_indicator(snap, merchant, name)
+        return None if ind is None or not ind.active else ind.spec.to_wire()
+
     async def tx_status(self, txid: bytes) -> TxStatus | None:
         rec = self.chain.store.tx_status(txid)
         if rec is not None:

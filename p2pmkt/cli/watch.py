@@ -1,0 +1,329 @@
+"""Testnet supervision: readiness, status, the demo workload and its live view (``make run``).
+
+Everything here talks to nodes only over the wire protocol (``p2pmkt.client``), as an
+operator's tools would; the supervisor signs the demo's transactions with the testnet's node
+keys (the terminal node's key for visits, each merchant node's key for its setup), exactly as
+those nodes' back-ends would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import trio
+
+from p2pmkt.cli.testnet import Testnet, load_testnet, running_pids, start_nodes, stop_nodes
+from p2pmkt.errors import P2pmktError
+
+POLL = 0.25
+
+
+async def _info(addr: str, limit: float = 3.0) -> dict[str, Any] | None:
+    from p2pmkt.client import open_client
+
+    try:
+        with trio.fail_after(limit):
+            async with open_client(addr) as c:
+                return (await c.info()).to_wire()
+    except (trio.TooSlowError, P2pmktError, OSError, Exception):
+        return None
+
+
+async def _infos(net: Testnet) -> dict[str, dict[str, Any] | None]:
+    out: dict[str, dict[str, Any] | None] = {}
+
+    async def one(name: str, addr: str) -> None:
+        out[name] = await _info(addr)
+
+    async with trio.open_nursery() as nursery:
+        for e in net.nodes:
+            nursery.start_soon(one, e.name, e.multiaddr)
+    return out
+
+
+def ready_state(net: Testnet, infos: dict[str, dict[str, Any] | None]) -> str | None:
+    """None when every node answers, agrees on one leader and sees all the others; else why not."""
+    missing = [n for n, i in infos.items() if i is None]
+    if missing:
+        return f"waiting for {', '.join(sorted(missing))} to answer"
+    leaders = {i["leader"] for i in infos.values() if i is not None}
+    if len(leaders) != 1 or None in leaders:
+        return "waiting for a leader"
+    want = len(net.nodes) - 1
+    lonely = [n for n, i in infos.items() if i is not None and len(i["peers"]) < want]
+    if lonely:
+        return f"waiting for {', '.join(sorted(lonely))} to connect to all peers"
+    return None
+
+
+def wait_ready(net: Testnet, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Block until the testnet is ready (see :func:`ready_state`); returns a summary.
+
+    Raises:
+        P2pmktError: not ready within ``timeout`` (the message says what was missing).
+    """
+
+    async def main() -> dict[str, Any]:
+        why = "no answer yet"
+        with trio.move_on_after(timeout):
+            while True:
+                infos = await _infos(net)
+                why = ready_state(net, infos) or ""
+                if not why:
+                    first = next(i for i in infos.values() if i is not None)
+                    leader = next(e.name for e in net.nodes if e.address == first["leader"])
+                    return {"leader": leader, "height": max(i["height"] for i in infos.values() if i)}
+                await trio.sleep(POLL)  # polling a remote condition, with a deadline
+        raise P2pmktError(f"testnet not ready after {timeout:.0f} s: {why}; see `p2pmkt testnet logs NODE`")
+
+    return trio.run(main)
+
+
+def collect_status(net: Testnet, pids: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per node: name, state, roles, multiaddr, and what the node says of itself."""
+    infos = trio.run(_infos, net) if pids else {}
+    rows = []
+    for e in net.nodes:
+        info = infos.get(e.name)
+        row: dict[str, Any] = {
+            "name": e.name, "state": "running" if e.name in pids else "stopped",
+            "pid": pids.get(e.name), "roles": list(e.roles), "multiaddr": e.multiaddr,
+            "address": e.address, "metrics": f"http://127.0.0.1:{e.metrics_port}/metrics",
+        }
+        if info is not None:
+            row.update(height=info["height"], leader=info["leader"],
+                       is_leader=info["leader"] == e.address, peers=len(info["peers"]))
+        elif e.name in pids:
+            row["state"] = "not answering"
+        rows.append(row)
+    return rows
+
+
+# --- the demo --------------------------------------------------------------------------------
+
+
+class RemoteSubmitter:
+    """A :class:`p2pmkt.node.workload.Submitter` over one client connection."""
+
+    def __init__(self, client: Any, chain_id: str) -> None:
+        self.client = client
+        self.chain_id = chain_id
+        self._next: dict[bytes, int] = {}
+
+    async def submit(self, key: Any, kind: str, payload: dict[str, Any]) -> bytes:
+        from p2pmkt.chain.tx import make_tx
+
+        addr = bytes(key.address)
+        nonce = self._next.get(addr)
+        if nonce is None:
+            acct = await self.client.call("account.get", {"address": addr})
+            nonce = int(acct["pending_nonce"])
+        self._next[addr] = nonce + 1
+        try:
+            return bytes(await self.client.submit_tx(make_tx(key, self.chain_id, nonce, kind, payload)))
+        except Exception:
+            self._next.pop(addr, None)
+            raise
+
+    async def marketing(self, merchant: str) -> Any:
+        from p2pmkt.market.model import MarketingInfo
+
+        raw = await self.client.market_info(merchant)
+        return None if raw is None else MarketingInfo.from_wire(raw)
+
+    async def indicator(self, merchant: str, name: str) -> Any:
+        from p2pmkt.market.model import IndicatorSpec
+
+        raw = (await self.client.call("market.indicator", {"merchant": merchant, "name": name}))["indicator"]
+        return None if raw is None else IndicatorSpec.from_wire(raw)
+
+
+@dataclass
+class LiveState:
+    nodes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    merchants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    blocks: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=200))
+    visits_sent: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_height: int = 0
+    updates: deque[str] = field(default_factory=lambda: deque(maxlen=6))
+
+    def rate(self, idx: int, window: float = 5.0) -> float:
+        now = time.monotonic()
+        recent = [b for b in self.blocks if now - b[0] <= window]
+        if not recent:
+            return 0.0
+        return sum(b[idx] for b in recent) / window
+
+
+def render(net: Testnet, st: LiveState) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    nodes = Table(title=f"p2pmkt testnet {net.chain_id} — {len(net.nodes)} nodes (Ctrl-C stops everything)",
+                  expand=True)
+    for col in ("node", "roles", "height", "leader", "peers", "tx/s", "visits/s"):
+        nodes.add_column(col)
+    for e in net.nodes:
+        info = st.nodes.get(e.name)
+        if info is None:
+            nodes.add_row(e.name, ", ".join(e.roles), "-", "", "-", "", "")
+            continue
+        lead = "★" if info["leader"] == e.address else ""
+        nodes.add_row(e.name, ", ".join(e.roles), str(info["height"]), lead, str(len(info["peers"])),
+                      f"{st.rate(1):.0f}", f"{st.rate(2):.0f}")
+    merchants = Table(title="merchants: latest indicator report vs target, marketing information", expand=True)
+    for col in ("merchant", "indicator", "value", "target", "status", "info version", "bid / channels"):
+        merchants.add_column(col)
+    for m, row in sorted(st.merchants.items()):
+        merchants.add_row(m, row.get("indicator", "-"), row.get("value", "-"), row.get("target", "-"),
+                          row.get("status", "-"), str(row.get("version", "-")), row.get("plan", "-"))
+    up = time.monotonic() - st.started
+    footer = Table.grid()
+    footer.add_row(f"up {up:5.0f} s   visits submitted {st.visits_sent}   chain height {st.last_height}")
+    for line in st.updates:
+        footer.add_row(line)
+    return Group(nodes, merchants, footer)
+
+
+def _plan(info: dict[str, Any] | None) -> tuple[int | str, str]:
+    if not info:
+        return "-", "-"
+    camps = info.get("campaigns", [])
+    plan = "; ".join(f"{c['name']}: bid {c['max_bid']}, {'/'.join(c['channels'])}" for c in camps[:2])
+    return info.get("version", "-"), plan
+
+
+async def _poll_loop(net: Testnet, st: LiveState, merchants: list[str], targets: dict[str, str]) -> None:
+    from p2pmkt.client import open_client
+
+    entry = net.nodes[0]
+    async with open_client(entry.multiaddr) as c:
+        while True:
+            st.nodes = await _infos(net)
+            for m in merchants:
+                reports = await c.reports(m, limit=1)
+                info = await c.market_info(m)
+                row = st.merchants.setdefault(m, {})
+                version, plan = _plan(info)
+                row.update(version=version, plan=plan, target=targets.get(m, "-"))
+                if reports:
+                    r = reports[0]
+                    vals = dict(tuple(v) for v in r["values"])
+                    if r["ok"] and vals:
+                        name, v = next(iter(vals.items()))
+                        row.update(indicator=f"{r['indicator']}#{r['n']}", value=f"{name} {v / 10 ** r['scale']:.2%}",
+                                   status="MISSED" if r["missed"] else "on target")
+                    else:
+                        row.update(indicator=f"{r['indicator']}#{r['n']}", value=r["error"], status="failed")
+            await trio.sleep(0.5)  # refresh period of the view
+
+
+async def _block_feed(net: Testnet, st: LiveState) -> None:
+    from p2pmkt.client import open_client
+
+    async with open_client(net.nodes[0].multiaddr) as c, c.subscribe(["block", "market"]) as events:
+        async for ev in events:
+            if ev.kind == "block":
+                st.blocks.append((time.monotonic(), ev.data["txs"], ev.data.get("visits", 0)))
+                st.last_height = ev.data["height"]
+            elif ev.kind == "market":
+                d = ev.data
+                st.updates.append(f"block {d['height']}: {d['merchant']} marketing v{d['version']}"
+                                  + (f" caused by report {d['cause']}" if d["cause"] else " (manual)"))
+
+
+async def run_demo_async(net: Testnet, args: argparse.Namespace, *, live: bool) -> None:
+    from p2pmkt.chain.genesis import parse_role
+    from p2pmkt.client import open_client
+    from p2pmkt.crypto.keyfile import load_key
+    from p2pmkt.demo import DEMO_MERCHANTS, TARGETS
+    from p2pmkt.node.workload import DemoMerchant, run_visit_stream, setup_demo
+
+    merchant_nodes = {}
+    terminal = None
+    for e in net.nodes:
+        for role, scope in map(parse_role, e.roles):
+            if role == "merchant-ops" and scope in DEMO_MERCHANTS:
+                merchant_nodes[scope] = e
+            if role == "terminal" and terminal is None:
+                terminal = e
+    if terminal is None:
+        raise P2pmktError("the testnet has no terminal node to submit visits through")
+    targets = {m: f"≥ {TARGETS[m].target.threshold / 10 ** TARGETS[m].scale:.2%}" for m in merchant_nodes}
+    st = LiveState()
+    async with trio.open_nursery() as nursery:
+        for m, e in merchant_nodes.items():
+            async with open_client(e.multiaddr) as c:
+                key = load_key(e.dir / "node.key")
+                await setup_demo(RemoteSubmitter(c, net.chain_id), [DemoMerchant(m, key, key)])
+
+        async def stream() -> None:
+            assert terminal is not None
+            async with open_client(terminal.multiaddr) as c:
+                def count(n: int) -> None:
+                    st.visits_sent += n
+                await run_visit_stream(RemoteSubmitter(c, net.chain_id), load_key(terminal.dir / "node.key"),
+                                       sorted(merchant_nodes), visits_per_second=args.visits_per_second,
+                                       max_per_tx=2000, counter=count)
+
+        nursery.start_soon(stream)
+        nursery.start_soon(_block_feed, net, st)
+        nursery.start_soon(_poll_loop, net, st, sorted(merchant_nodes), targets)
+        if live:
+            from rich.live import Live
+
+            with Live(render(net, st), refresh_per_second=4, screen=False) as view:
+                deadline = time.monotonic() + args.duration if args.duration else math.inf
+                while time.monotonic() < deadline:
+                    view.update(render(net, st))
+                    await trio.sleep(0.25)  # redraw period
+        else:
+            deadline = time.monotonic() + args.duration if args.duration else math.inf
+            while time.monotonic() < deadline:
+                await trio.sleep(2.0)  # status line period
+                print(f"height {st.last_height} visits submitted {st.visits_sent} "
+                      f"tx/s {st.rate(1):.0f} visits/s {st.rate(2):.0f} "
+                      + " ".join(f"{m}:{r.get('value', '-')}/{r.get('status', '-')}/v{r.get('version', '-')}"
+                                 for m, r in sorted(st.merchants.items())), flush=True)
+        nursery.cancel_scope.cancel()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``p2pmkt testnet demo``: init if needed, up, demo workload, live view; Ctrl-C stops all."""
+    import sys
+
+    from p2pmkt.cli.testnet import init_testnet
+    from p2pmkt.cli.testnet_cmd import _demo_rules
+
+    if not (args.dir / "testnet.json").exists():
+        net = init_testnet(args.dir, args.n, rules=_demo_rules())
+        print(f"initialised a {args.n}-node testnet in {args.dir}")
+    else:
+        net = load_testnet(args.dir)
+    live = not args.no_live and sys.stdout.isatty()
+    # SIGTERM (e.g. from a supervisor) stops the demo like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        started = start_nodes(net)
+        print(f"started {', '.join(started) or 'nothing (all running)'}; waiting for a leader…", flush=True)
+        ready = wait_ready(net, timeout=90)
+        print(f"ready: leader {ready['leader']}, height {ready['height']}", flush=True)
+        trio.run(partial(run_demo_async, net, args, live=live))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopped = stop_nodes(net)
+        print(f"stopped {', '.join(stopped) or 'nothing'}; state kept in {args.dir} "
+              f"(`p2pmkt testnet reset` wipes it)")
+        left = running_pids(net)
+        if left:
+            print(f"warning: still running: {left}")
+    return 0

@@ -1,0 +1,196 @@
+"""The p2pmkt client library: talk to a node over ``/p2pmkt/rpc/1.0.0``.
+
+Theory of operation
+-------------------
+:func:`open_client` starts a small libp2p host of its own (no listener, no gossip, an
+ephemeral identity unless a key is given — a client need not be a chain member; Noise still
+authenticates both ends and the node's peer id is checked against the ``/p2p/`` part of the
+address), dials the node, opens one RPC stream and yields a :class:`Client`. Every method is
+one request on that stream; methods may be called from several tasks at once and then
+pipeline. Leaving the context closes the stream and the host.
+
+Errors: a node's error answer raises :class:`~p2pmkt.rpc.protocol.RpcError` (``.code`` is an
+:class:`~p2pmkt.rpc.protocol.ErrorCode`); a lost connection raises
+:class:`~p2pmkt.net.errors.StreamClosed`; a failed dial raises
+:class:`~p2pmkt.net.errors.DialFailed`. "Not found" is returned as ``None`` where the method
+says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from p2pmkt.chain.block import Block, decode_block
+from p2pmkt.chain.tx import SignedTransaction
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.net.host import Net, NetConfig, open_net
+from p2pmkt.net.rpc_stream import RpcStreamClient, open_rpc_stream
+from p2pmkt.rpc.methods import EVENT_KINDS
+from p2pmkt.rpc.protocol import ErrorCode, Event, RpcError
+from p2pmkt.rpc.server import Head, NodeInfo, TxStatus
+
+if TYPE_CHECKING:
+    from p2pmkt.client.sync import SyncClient
+
+CLIENT_NET_CONFIG = NetConfig(listen=(), gossip=None, discovery=False, dial_timeout=5.0)
+
+
+class Client:
+    """A connection to one node. Create with :func:`open_client`."""
+
+    def __init__(self, net: Net, rpc: RpcStreamClient) -> None:
+        self._net = net
+        self._rpc = rpc
+
+    @staticmethod
+    def sync(addr: str, key: PrivateKey | None = None, *, connect_timeout: float = 10.0) -> SyncClient:
+        """Blocking client in a worker thread (same as :func:`p2pmkt.client.connect`)."""
+        from p2pmkt.client.sync import connect
+
+        return connect(addr, key, connect_timeout=connect_timeout)
+
+    @property
+    def node_peer_id(self) -> str:
+        return self._rpc.peer_id
+
+    @property
+    def peer_id(self) -> str:
+        """This client's own peer id."""
+        return self._net.peer_id
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Send any request; return its result (see docs/PROTOCOL.md)."""
+        return await self._rpc.call(method, params)
+
+    async def info(self) -> NodeInfo:
+        return NodeInfo.from_wire(await self.call("node.info"))
+
+    async def head(self) -> Head:
+        return Head.from_wire(await self.call("chain.head"))
+
+    async def block(self, height: int | None = None, *, hash: bytes | None = None) -> Block | None:
+        """The committed block at ``height`` or with ``hash`` (give one); None if absent."""
+        params: dict[str, Any] = {"height": height} if hash is None else {"hash": hash}
+        try:
+            result = await self.call("chain.block", params)
+        except RpcError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise
+        return decode_block(result["block"])
+
+    async def submit_tx(self, stx: SignedTransaction | bytes) -> bytes:
+        """Submit a signed transaction (object or wire bytes); return its txid.
+
+        Raises:
+            RpcError: INVALID_TX, BAD_SIGNATURE, BAD_NONCE, PERMISSION_DENIED or BUSY.
+        """
+        data = stx.encode() if isinstance(stx, SignedTransaction) else bytes(stx)
+        result = await self.call("tx.submit", {"tx": data})
+        txid: bytes = result["txid"]
+        return txid
+
+    async def tx(self, txid: bytes) -> TxStatus | None:
+        """Status of a transaction; None if the node does not know it."""
+        try:
+            return TxStatus.from_wire(await self.call("tx.get", {"txid": txid}))
+        except RpcError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise
+
+    async def wait_tx_committed(self, txid: bytes, timeout: float = 30.0) -> TxStatus:  # noqa: ASYNC109
+        """Wait until the transaction is in a block; return its final status.
+
+        The status is ``committed`` or ``rejected`` (rejected *inside* a block: the block
+        recorded why). Checks after every new block, so it costs one request per block.
+
+        Raises:
+            trio.TooSlowError: not in a block within ``timeout`` seconds.
+        """
+        with trio.fail_after(timeout):
+            async with self.subscribe(["block"]) as events:
+                while True:
+                    status = await self.tx(txid)
+                    if status is not None and status.status != "pending":
+                        return status
+                    await events.receive()
+
+    async def market_info(self, merchant: str) -> dict[str, Any] | None:
+        """A merchant's current marketing information, or None."""
+        try:
+            result = await self.call("market.info", {"merchant": merchant})
+        except RpcError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise
+        info: dict[str, Any] = result["info"]
+        return info
+
+    async def market_history(
+        self, merchant: str, *, limit: int = 50, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._page("market.history", merchant, limit, before)
+
+    async def reports(
+        self, merchant: str, *, limit: int = 50, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._page("market.reports", merchant, limit, before)
+
+    async def _page(
+        self, method: str, merchant: str, limit: int, before: int | None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"merchant": merchant, "limit": limit}
+        if before is not None:
+            params["before"] = before
+        items: list[dict[str, Any]] = (await self.call(method, params))["items"]
+        return items
+
+    @asynccontextmanager
+    async def subscribe(
+        self, kinds: Iterable[str] = EVENT_KINDS, *, merchant: str | None = None
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        """Receive pushed events while the context is open::
+
+            async with client.subscribe(["block"]) as events:
+                async for ev in events:
+                    print(ev.kind, ev.data)
+
+        The channel ends (``EndOfChannel``; ``async for`` stops) if the node ends the
+        subscription, e.g. because this client fell behind.
+        """
+        params: dict[str, Any] = {"kinds": list(kinds)}
+        if merchant is not None:
+            params["merchant"] = merchant
+        sub: int = (await self.call("events.subscribe", params))["sub"]
+        channel = self._rpc.subscription(sub)
+        try:
+            yield channel
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                try:
+                    await self.call("events.unsubscribe", {"sub": sub})
+                except Exception:
+                    pass
+
+
+@asynccontextmanager
+async def open_client(addr: str, key: PrivateKey | None = None) -> AsyncIterator[Client]:
+    """Connect to the node at ``addr`` (a multiaddr ending in ``/p2p/<peer id>``).
+
+    Args:
+        addr: e.g. ``/ip4/127.0.0.1/tcp/7001/p2p/16Uiu2HAm…``.
+        key: the client's libp2p identity; None makes an ephemeral one.
+
+    Raises:
+        DialFailed: the node is unreachable or is not the peer named in ``addr``.
+        ProtocolRefused / StreamClosed: the node does not serve the RPC protocol.
+    """
+    async with open_net(key, CLIENT_NET_CONFIG) as net:
+        peer = await net.connect(addr)
+        async with open_rpc_stream(net, peer) as rpc:
+            yield Client(net, rpc)

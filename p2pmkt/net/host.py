@@ -1,0 +1,331 @@
+"""The py-libp2p host of a p2pmkt node or client, configured safely.
+
+Theory of operation
+-------------------
+:func:`open_net` is the one way to get a network: it builds a py-libp2p host with the settings
+measured in notes/py-libp2p.md and yields a :class:`Net` facade that the rest of p2pmkt uses
+instead of py-libp2p types:
+
+* identity = the node's secp256k1 account key (``Secp256k1PrivateKey.from_bytes(secret)``),
+  so a member's peer id follows from its public key (:mod:`p2pmkt.net.members`);
+* **Noise only** (the default host also offers plaintext, which lets anyone claim any peer
+  id), Yamux only, ``max_connections_per_peer=1`` (otherwise every dial waits 250 ms);
+* GossipSub services are started **before** ``host.run()`` (a pubsub peer connecting first
+  crashes py-libp2p 0.8.1), then the listeners, then our discovery tasks
+  (:mod:`p2pmkt.net.discovery`): bootstrap dials, our own reconnect loop with
+  ``unblock_peer`` (py-libp2p refuses redials for 60 s after a failure), peer exchange and
+  optional mDNS;
+* every stream handler registered with :meth:`Net.handle` is wrapped: it gets a
+  :class:`~p2pmkt.net.stream.FramedStream`, members-only protocols reset streams from peers
+  outside :class:`~p2pmkt.net.members.Members`, and *any* exception resets that stream and is
+  logged — an exception escaping a py-libp2p handler would tear down the whole host.
+
+Leaving the context cancels our tasks, then stops the host and pubsub (about 1 ms).
+
+py-libp2p's own logger is WARNING, ``propagate=False`` and handler-less, so its (mostly
+expected) errors go to stderr through ``logging.lastResort``; :func:`tame_libp2p_logging`
+silences it (``LIBP2P_DEBUG`` still works for debugging). Its AutoConnector, which only ever
+dials public addresses and logs a line per attempt, is given a zero connection target.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.secp256k1 import Secp256k1PrivateKey
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.net.errors import DialFailed, ProtocolRefused, StreamClosed
+from p2pmkt.net.members import Members
+from p2pmkt.net.pubsub import Gossip, GossipConfig, make_pubsub
+from p2pmkt.net.stream import FramedStream
+from p2pmkt.wire.framing import DEFAULT_MAX_FRAME
+
+log = logging.getLogger(__name__)
+
+STREAM_OPEN_TIMEOUT = 5.0
+StreamHandler = Callable[[FramedStream], Awaitable[None]]
+
+
+def tame_libp2p_logging() -> None:
+    """Silence py-libp2p's own logging unless ``LIBP2P_DEBUG`` is set.
+
+    py-libp2p logs at ERROR for expected events (a peer that runs no pubsub, a dial to a node
+    that is down, a stream reset by the other side). Every failure that matters reaches us as
+    an exception, which :mod:`p2pmkt.net` maps and logs under ``p2pmkt.net.*``.
+    """
+    lib = logging.getLogger("libp2p")
+    if os.environ.get("LIBP2P_DEBUG"):
+        return
+    # Some py-libp2p modules set their own level (auto_connector: INFO), so a level on the
+    # parent is not enough: end every record at a NullHandler here.
+    lib.setLevel(logging.CRITICAL)
+    lib.propagate = False
+    if not any(isinstance(h, logging.NullHandler) for h in lib.handlers):
+        lib.addHandler(logging.NullHandler())
+
+
+tame_libp2p_logging()
+
+
+@dataclass(frozen=True, slots=True)
+class NetConfig:
+    """Network settings of one node or client.
+
+    ``chain_id`` names the gossip topics. ``gossip=None`` runs no pubsub (clients). An empty
+    ``listen`` means dial-only (clients). ``bootstrap`` entries are full multiaddrs with
+    ``/p2p/<peer id>``.
+    """
+
+    chain_id: str = "p2pmkt-dev"
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = False
+    gossip: GossipConfig | None = field(default_factory=GossipConfig)
+    discovery: bool = True
+    reconnect_interval: float = 1.0
+    dial_timeout: float = 3.0
+    pex_interval: float = 2.0
+
+
+class Net:
+    """A running host: identity, connections, framed streams, gossip and discovery.
+
+    Created only by :func:`open_net`. ``members`` is None on an open network (dev, clients):
+    then members-only protocols accept every peer.
+    """
+
+    def __init__(
+        self, host: Any, key: PrivateKey, config: NetConfig, members: Members | None,
+        gossip: Gossip | None,
+    ) -> None:
+        self._host = host
+        self.key = key
+        self.config = config
+        self.members = members
+        self.gossip = gossip
+        self.peer_id: str = host.get_id().to_base58()
+        from p2pmkt.net.discovery import Discovery  # cycle: discovery uses Net
+
+        self.discovery = Discovery(self)
+
+    # ---------------------------------------------------------------- addresses, peers
+
+    def addrs(self) -> list[str]:
+        """Our listen multiaddrs, each ending in ``/p2p/<peer id>``."""
+        return [str(a) for a in self._host.get_addrs()]
+
+    def connected_peers(self) -> list[str]:
+        return [p.to_base58() for p in self._host.get_connected_peers()]
+
+    def is_connected(self, peer_id: str) -> bool:
+        try:
+            pid = ID.from_base58(peer_id)
+        except Exception:
+            return False
+        return bool(self._host.get_network().get_connections(pid))
+
+    def allowed(self, peer_id: str) -> bool:
+        """True if ``peer_id`` may take part in consensus protocols."""
+        return self.members is None or self.members.is_member(peer_id)
+
+    async def connect(self, addr: str) -> str:
+        """Dial a full multiaddr (with ``/p2p/<id>``); return the peer id.
+
+        Clears py-libp2p's 60 s negative dial cache for that peer first. Gives up after
+        ``NetConfig.dial_timeout`` seconds.
+
+        Raises:
+            DialFailed: bad address, unreachable, wrong peer id, or too slow.
+        """
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        except Exception as exc:
+            raise DialFailed(f"not a dialable multiaddr with /p2p/<peer id>: {addr!r}") from exc
+        await self._connect_info(info)
+        return str(info.peer_id.to_base58())
+
+    async def _connect_info(self, info: Any) -> None:
+        limit = self.config.dial_timeout
+        self._host.get_network().unblock_peer(info.peer_id)
+        try:
+            with trio.fail_after(limit):
+                await self._host.connect(info)
+        except trio.TooSlowError as exc:
+            raise DialFailed(f"dialing {info.peer_id} took longer than {limit} s") from exc
+        except Exception as exc:
+            raise DialFailed(f"cannot connect to {info.peer_id}: {type(exc).__name__}: {exc}") from exc
+
+    def add_peer_addrs(self, peer_id: str, addrs: list[str]) -> None:
+        """Tell the peerstore where ``peer_id`` listens (used by dials without addresses)."""
+        try:
+            pid = ID.from_base58(peer_id)
+            maddrs = [multiaddr.Multiaddr(a) for a in addrs]
+        except Exception:
+            return
+        self._host.get_peerstore().add_addrs(pid, maddrs, 3600)
+
+    async def disconnect(self, peer_id: str) -> None:
+        try:
+            await self._host.disconnect(ID.from_base58(peer_id))
+        except Exception:
+            pass
+
+    # ---------------------------------------------------------------- streams
+
+    def handle(
+        self,
+        protocol: str,
+        handler: StreamHandler,
+        *,
+        members_only: bool = False,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        frame_timeout: float = 30.0,
+    ) -> None:
+        """Serve ``protocol``: ``handler`` gets each inbound stream as a FramedStream.
+
+        The stream is closed when ``handler`` returns and reset if it raises; the exception is
+        logged and never reaches the host. With ``members_only``, streams from peers outside
+        :attr:`members` are reset before ``handler`` sees them.
+        """
+
+        async def wrapped(stream: Any) -> None:
+            fs: FramedStream | None = None
+            try:
+                fs = FramedStream(stream, max_frame=max_frame, frame_timeout=frame_timeout)
+                if members_only and not self.allowed(fs.peer_id):
+                    log.info("refused %s stream from non-member %s", protocol, fs.peer_id)
+                    await fs.reset()
+                    return
+                await handler(fs)
+            except Exception as exc:
+                log.debug("%s handler failed: %r", protocol, exc)
+                if fs is not None:
+                    await fs.reset()
+                else:
+                    try:
+                        await stream.reset()
+                    except Exception:
+                        pass
+            else:
+                await fs.close()
+
+        self._host.set_stream_handler(TProtocol(protocol), wrapped)
+
+    async def open_stream(
+        self,
+        peer_id: str,
+        protocol: str,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        frame_timeout: float = 30.0,
+    ) -> FramedStream:
+        """Open a new stream of ``protocol`` to ``peer_id`` (dialing it if needed).
+
+        Gives up after ``STREAM_OPEN_TIMEOUT`` seconds; wrap in ``trio.fail_after`` for less.
+
+        Raises:
+            ProtocolRefused: the peer does not serve ``protocol``.
+            StreamClosed: the peer is unreachable or the negotiation failed or timed out.
+        """
+        try:
+            pid = ID.from_base58(peer_id)
+        except Exception as exc:
+            raise StreamClosed(f"not a peer id: {peer_id!r}") from exc
+        try:
+            with trio.fail_after(STREAM_OPEN_TIMEOUT):
+                stream = await self._host.new_stream(pid, [TProtocol(protocol)])
+        except trio.TooSlowError as exc:
+            raise StreamClosed(f"opening {protocol} to {peer_id} timed out") from exc
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if "protocol" in text.lower() and "not" in text.lower():
+                raise ProtocolRefused(f"{peer_id} does not serve {protocol}: {text}") from exc
+            raise StreamClosed(f"cannot open {protocol} to {peer_id}: {text}") from exc
+        return FramedStream(stream, max_frame=max_frame, frame_timeout=frame_timeout)
+
+
+async def _close_swarm(host: Any) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+        try:
+            await host.get_network().close()
+        except Exception as exc:
+            log.debug("closing the swarm failed: %r", exc)
+
+
+def _libp2p_key_pair(key: PrivateKey) -> KeyPair:
+    priv = Secp256k1PrivateKey.from_bytes(key.secret)
+    return KeyPair(priv, priv.get_public_key())
+
+
+@asynccontextmanager
+async def open_net(
+    key: PrivateKey | None = None,
+    config: NetConfig | None = None,
+    *,
+    members: Members | None = None,
+) -> AsyncIterator[Net]:
+    """Run a host until the context exits; yield its :class:`Net`.
+
+    Args:
+        key: identity (a node's account key); None makes an ephemeral one (clients).
+        config: settings; default is a listening node on an ephemeral loopback port.
+        members: the consensus allowlist; None is an open network.
+
+    Listeners are up and bootstrap dials have been *started* (not necessarily finished)
+    when the context is entered. Register stream handlers right away.
+    """
+    key = key or PrivateKey.generate()
+    config = config or NetConfig()
+    kp = _libp2p_key_pair(key)
+    host = new_host(
+        key_pair=kp,
+        sec_opt={TProtocol(NOISE_ID): NoiseTransport(kp, noise_privkey=new_x25519_key_pair().private_key)},
+        muxer_opt={TProtocol(YAMUX_ID): Yamux},
+        connection_config=ConnectionConfig(
+            max_connections_per_peer=1, min_connections=0, low_watermark=0
+        ),
+        enable_mDNS=config.mdns,
+    )
+    async with AsyncExitStack() as stack:
+        gossip: Gossip | None = None
+        if config.gossip is not None:
+            pubsub, router = make_pubsub(host, config.gossip)
+            await stack.enter_async_context(background_trio_service(pubsub))
+            await stack.enter_async_context(background_trio_service(router))
+            await pubsub.wait_until_ready()
+            gossip = Gossip(pubsub, config.chain_id, config.gossip, members)
+        listen = [multiaddr.Multiaddr(a) for a in config.listen]
+        await stack.enter_async_context(host.run(listen_addrs=listen))
+        # Leaving host.run() cancels the swarm's tasks but leaves its sockets to the garbage
+        # collector (ResourceWarning: unclosed socket); close connections explicitly first.
+        stack.push_async_callback(_close_swarm, host)
+        net = Net(host, key, config, members, gossip)
+        async with trio.open_nursery() as nursery:
+            if gossip is not None:
+                await nursery.start(gossip.run)
+            if config.discovery:
+                await nursery.start(net.discovery.run)
+            try:
+                yield net
+            finally:
+                nursery.cancel_scope.cancel()

@@ -1,0 +1,249 @@
+"""Method names, parameter and result schemas of ``/p2pmkt/rpc/1.0.0``.
+
+This table is the single source of truth for the methods section of docs/PROTOCOL.md
+(:func:`methods_markdown` renders it; ``tests/rpc/test_docs.py`` checks the document holds
+the rendering) and for parameter checking in :mod:`p2pmkt.rpc.server`.
+
+Types used in schemas (CBOR major types):
+
+* ``uint``      unsigned integer below 2**63
+* ``text``      UTF-8 text string
+* ``bytes``     byte string; ``bytes32`` exactly 32 bytes
+* ``bool``, ``map``, ``list[T]``, ``T | null``
+
+Parameter maps are strict: unknown keys are an INVALID_PARAMS error, so typos fail loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from p2pmkt.errors import RemoteError
+from p2pmkt.rpc.protocol import ErrorCode
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+EVENT_KINDS = ("block", "report", "market")
+"""Event kinds a subscription may ask for (docs/PROTOCOL.md §Events)."""
+
+
+class ParamsError(RemoteError):
+    """Parameters do not match the method's schema; answered with INVALID_PARAMS."""
+
+    reason = "invalid_params"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One map entry of a schema. ``limit`` bounds a uint's value or a text/bytes length."""
+
+    name: str
+    type: str
+    doc: str
+    required: bool = True
+    default: Any = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    name: str
+    summary: str
+    params: tuple[Field, ...]
+    result: tuple[Field, ...]
+    errors: tuple[ErrorCode, ...] = ()
+    exactly_one_of: tuple[str, ...] = ()
+
+
+_PAGING = (
+    Field("limit", "uint", f"at most this many items (default {DEFAULT_PAGE}, max {MAX_PAGE})",
+          required=False, default=DEFAULT_PAGE, limit=MAX_PAGE),
+    Field("before", "uint", "only items with a sequence number below this (paging backwards); "
+          "omit for the newest", required=False),
+)
+_MERCHANT = Field("merchant", "text", "merchant id", limit=64)
+_ITEMS = (
+    Field("items", "list[map]", "newest first; each map has a uint \"seq\" usable as \"before\""),
+)
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in (
+        MethodSpec(
+            "node.info", "Who the node is and how it sees the network.", (),
+            (
+                Field("chain", "text", "chain id"),
+                Field("peer_id", "text", "the node's libp2p peer id"),
+                Field("address", "text | null", "the node's account address (0x + 40 hex)"),
+                Field("version", "text", "software version"),
+                Field("roles", "list[text]", "roles of the node's account, e.g. \"platform\""),
+                Field("height", "uint", "height of the last committed block (0: genesis)"),
+                Field("leader", "text | null", "address of the current Raft leader, if known"),
+                Field("peers", "list[text]", "peer ids of connected chain members"),
+            ),
+        ),
+        MethodSpec(
+            "chain.head", "The last committed block.", (),
+            (
+                Field("height", "uint", "0 before the first block"),
+                Field("hash", "bytes32", "block hash (zeros at height 0)"),
+                Field("time", "uint", "block time, ms since the Unix epoch"),
+            ),
+        ),
+        MethodSpec(
+            "chain.block", "One committed block, by height or by hash (give exactly one).",
+            (
+                Field("height", "uint", "block height", required=False),
+                Field("hash", "bytes32", "block hash", required=False),
+            ),
+            (
+                Field("height", "uint", "block height"),
+                Field("hash", "bytes32", "block hash"),
+                Field("block", "bytes", "the block's wire bytes (canonical CBOR, §Blocks)"),
+            ),
+            (ErrorCode.NOT_FOUND,),
+            exactly_one_of=("height", "hash"),
+        ),
+        MethodSpec(
+            "tx.submit", "Submit a signed transaction; it is checked, pooled and gossiped.",
+            (Field("tx", "bytes", "the signed transaction's wire bytes (§Transactions)"),),
+            (Field("txid", "bytes32", "sha256 of the transaction body"),),
+            (ErrorCode.INVALID_TX, ErrorCode.BAD_SIGNATURE, ErrorCode.BAD_NONCE,
+             ErrorCode.PERMISSION_DENIED, ErrorCode.BUSY),
+        ),
+        MethodSpec(
+            "tx.get", "Where a transaction stands.",
+            (Field("txid", "bytes32", "transaction id"),),
+            (
+                Field("txid", "bytes32", "transaction id"),
+                Field("status", "text", "\"pending\", \"committed\" or \"rejected\""),
+                Field("height", "uint", "block height (committed, or rejected inside a block)",
+                      required=False),
+                Field("reason", "text", "rejection reason slug, e.g. \"bad_nonce\"", required=False),
+                Field("message", "text", "human-readable rejection message", required=False),
+            ),
+            (ErrorCode.NOT_FOUND,),
+        ),
+        MethodSpec(
+            "account.get", "An account's next nonce and roles (what a client needs to sign).",
+            (Field("address", "bytes", "20-byte account address", limit=20),),
+            (
+                Field("address", "bytes", "the address asked for"),
+                Field("nonce", "uint", "next nonce in committed state"),
+                Field("pending_nonce", "uint", "next nonce counting this node's pending "
+                      "transactions: use it for the next transaction"),
+                Field("member", "bool", "whether the address is a chain member"),
+                Field("roles", "list[text]", "its roles, e.g. \"merchant-ops:acme\""),
+            ),
+        ),
+        MethodSpec(
+            "market.indicator", "One configured indicator of a merchant (null if none).",
+            (_MERCHANT, Field("name", "text", "indicator name", limit=64)),
+            (Field("indicator", "map | null", "merchant, name, code (hash), params, condition, "
+                   "target; as in indicator.configure"),),
+        ),
+        MethodSpec(
+            "market.info", "A merchant's current marketing information.",
+            (_MERCHANT,),
+            (Field("info", "map", "the current version (its schema: §Market data)"),),
+            (ErrorCode.NOT_FOUND,),
+        ),
+        MethodSpec(
+            "market.history", "Past versions of a merchant's marketing information.",
+            (_MERCHANT, *_PAGING), _ITEMS,
+        ),
+        MethodSpec(
+            "market.reports", "Indicator reports written for a merchant.",
+            (_MERCHANT, *_PAGING), _ITEMS,
+        ),
+        MethodSpec(
+            "events.subscribe",
+            "Start pushing events of the given kinds on this stream (§Events).",
+            (
+                Field("kinds", "list[text]", "any of \"block\", \"report\", \"market\" "
+                      "(default: all)", required=False),
+                Field("merchant", "text", "only report/market events of this merchant",
+                      required=False, limit=64),
+            ),
+            (Field("sub", "uint", "subscription number, carried by each event"),),
+            (ErrorCode.BUSY,),
+        ),
+        MethodSpec(
+            "events.unsubscribe", "Stop a subscription of this stream.",
+            (Field("sub", "uint", "subscription number"),),
+            (Field("ok", "bool", "false if there was no such subscription"),),
+        ),
+    )
+}
+
+
+def _type_ok(type_: str, value: Any, limit: int | None) -> bool:
+    if type_ == "uint":
+        ok = type(value) is int and 0 <= value < 2**63
+        return ok and (limit is None or value <= limit)
+    if type_ == "text":
+        return isinstance(value, str) and (limit is None or len(value) <= limit)
+    if type_ == "bytes":
+        return isinstance(value, bytes) and (limit is None or len(value) <= limit)
+    if type_ == "bytes32":
+        return isinstance(value, bytes) and len(value) == 32
+    if type_ == "bool":
+        return isinstance(value, bool)
+    if type_ == "map":
+        return isinstance(value, dict)
+    if type_.startswith("list[") and type_.endswith("]"):
+        inner = type_[5:-1]
+        return isinstance(value, list) and len(value) <= 64 and all(
+            _type_ok(inner, v, limit) for v in value
+        )
+    raise AssertionError(f"unknown schema type {type_}")
+
+
+def check_params(spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """Return ``params`` with defaults filled in.
+
+    Raises:
+        ParamsError: unknown, missing or mistyped parameters; the message names the field.
+    """
+    known = {f.name: f for f in spec.params}
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ParamsError(f"{spec.name}: unknown parameters {unknown}")
+    out: dict[str, Any] = {}
+    for f in spec.params:
+        if f.name not in params:
+            if f.required:
+                raise ParamsError(f"{spec.name}: missing parameter {f.name!r} ({f.type})")
+            out[f.name] = f.default
+            continue
+        value = params[f.name]
+        if not _type_ok(f.type, value, f.limit):
+            bound = f" (limit {f.limit})" if f.limit is not None else ""
+            raise ParamsError(f"{spec.name}: parameter {f.name!r} must be {f.type}{bound}")
+        out[f.name] = value
+    if spec.exactly_one_of:
+        given = [n for n in spec.exactly_one_of if params.get(n) is not None]
+        if len(given) != 1:
+            raise ParamsError(f"{spec.name}: give exactly one of {list(spec.exactly_one_of)}")
+    return out
+
+
+def methods_markdown() -> str:
+    """Render every method as the Markdown that docs/PROTOCOL.md §Methods contains."""
+    parts: list[str] = []
+    for spec in METHODS.values():
+        parts.append(f"### `{spec.name}`\n\n{spec.summary}\n")
+        parts.append(_table("Params", spec.params) if spec.params else "Params: none (`{}`).\n")
+        parts.append(_table("Result", spec.result))
+        if spec.errors:
+            names = ", ".join(f"`{c.name}` ({int(c)})" for c in spec.errors)
+            parts.append(f"Errors besides the general ones: {names}.\n")
+    return "\n".join(parts)
+
+
+def _table(title: str, fields: tuple[Field, ...]) -> str:
+    rows = [f"{title}:\n", "| key | type | required | meaning |", "|---|---|---|---|"]
+    for f in fields:
+        rows.append(f"| `{f.name}` | {f.type} | {'yes' if f.required else 'no'} | {f.doc} |")
+    return "\n".join(rows) + "\n"
