@@ -225,7 +225,18 @@ def _read_pid(entry: NodeEntry) -> int | None:
     return pid if pid_alive(pid) else None
 
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""Node processes this process started: polled and reaped through their Popen objects, so
+none lingers as a zombie or is garbage-collected while running (a ResourceWarning)."""
+
+
 def pid_alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -260,6 +271,7 @@ def start_nodes(net: Testnet, names: list[str] | None = None) -> list[str]:
             )
         finally:
             log.close()
+        _CHILDREN[proc.pid] = proc
         entry.pid_file.write_text(f"{proc.pid}\n")
         started.append(entry.name)
     return started

@@ -74,8 +74,9 @@ def _init(args: argparse.Namespace) -> int:
 def _demo_rules() -> dict[str, str]:
     """Each demo merchant's default rules file, for its merchant-tech node's agent."""
     from p2pmkt.demo import DEMO_MERCHANTS, rules_toml
+    from p2pmkt.node.workload import DEMO_COOLDOWN_MS
 
-    return {m: rules_toml(m) for m in DEMO_MERCHANTS}
+    return {m: rules_toml(m, cooldown_ms=DEMO_COOLDOWN_MS) for m in DEMO_MERCHANTS}
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -205,7 +205,8 @@ class RaftDriver:
     async def read_index(self) -> LogIndex:
         """A linearizable read point: returns once it is applied locally, so reading the
         application's state right after is linearizable. Raises ProposalDropped if there
-        is no leader or leadership changes meanwhile (retry)."""
+        is no leader or leadership changes meanwhile (retry). A request lost on the way to
+        the leader is not retried: callers bound the wait (``trio.move_on_after``)."""
         ctx = f"{self.core.id}/{next(self._read_ids)}".encode()
         ev = trio.Event()
         self._reads[ctx] = (ev, [])

@@ -39,6 +39,8 @@ from p2pmkt.node.logs import kv
 log = logging.getLogger("p2pmkt.workload")
 
 DEMO_CONTRACT = "conversion_rate"
+DEMO_COOLDOWN_MS = 10_000
+"""Block-time cooldown of the demo's rules: short enough to watch the loop act in a minute."""
 DEMO_VALUE = "conversion_rate"
 
 
@@ -187,7 +189,7 @@ async def setup_demo(
                 "rules.publish",
                 {
                     "merchant": m.merchant,
-                    "rules": rules_toml(m.merchant, indicator=INDICATOR).encode(),
+                    "rules": rules_toml(m.merchant, indicator=INDICATOR, cooldown_ms=DEMO_COOLDOWN_MS).encode(),
                 },
             )
 
@@ -340,7 +342,7 @@ async def run_local_demo(
         for m in merchants:
             send, recv = trio.open_memory_channel[Report](256)
             fanout.append(send)
-            agent = MerchantAgent.from_text(m.merchant, rules_toml(m.merchant))
+            agent = MerchantAgent.from_text(m.merchant, rules_toml(m.merchant, cooldown_ms=DEMO_COOLDOWN_MS))
             nursery.start_soon(run_agent, agent, recv, sub, m.tech)
         nursery.start_soon(
             lambda: run_visit_stream(

@@ -104,9 +104,45 @@ def decode(
         raise DecodeError(f"{rest} trailing bytes after the CBOR item")
     if walk:
         _check(value, max_depth, local=False)
-    if canonical and cbor2.dumps(value, canonical=True) != raw:
-        raise DecodeError("CBOR is not in canonical form (RFC 8949 §4.2); re-encode it canonically")
+        # Inside the subset, cbor2's canonical encoder differs from its plain one only in
+        # sorting map keys, and a decoded dict keeps the wire order of its keys. So "keys in
+        # canonical order and the plain re-encoding is identical" is exactly "the canonical
+        # re-encoding is identical", and costs ~3 us instead of ~7 us per transaction body
+        # (tests/wire pins the equivalence).
+        if canonical and not (_keys_in_order(value) and cbor2.dumps(value) == raw):
+            raise DecodeError(_NOT_CANONICAL)
+    elif canonical and cbor2.dumps(value, canonical=True) != raw:
+        raise DecodeError(_NOT_CANONICAL)
     return value
+
+
+_NOT_CANONICAL = "CBOR is not in canonical form (RFC 8949 §4.2); re-encode it canonically"
+
+
+def _keys_in_order(value: Any) -> bool:
+    """True if every map in ``value`` (already walked) lists its keys in canonical order.
+
+    Canonical order of text keys is by encoded length, then bytewise; UTF-8 preserves code
+    point order, so comparing ``(utf-8 length, str)`` pairs is the same order.
+    """
+    kind = type(value)
+    if kind is dict:
+        prev: tuple[int, str] | None = None
+        for key, child in value.items():
+            this = (len(key) if key.isascii() else len(key.encode()), key)
+            if prev is not None and this <= prev:
+                return False
+            prev = this
+            if type(child) in _CONTAINERS and not _keys_in_order(child):
+                return False
+    elif kind is list or kind is tuple:
+        for child in value:
+            if type(child) in _CONTAINERS and not _keys_in_order(child):
+                return False
+    return True
+
+
+_CONTAINERS = frozenset({list, tuple, dict})
 
 
 def _short(exc: BaseException) -> str:
@@ -115,7 +151,56 @@ def _short(exc: BaseException) -> str:
 
 
 def _check(value: Any, depth: int, *, local: bool) -> None:
-    """Walk ``value`` and insist on the subset; iterative so hostile depth cannot recurse."""
+    """Walk ``value`` and insist on the subset.
+
+    Recursive, and visits children last-to-first so that the first violation reported is the
+    one the former stack-based walk reported. Recursion is safe: a container is only entered
+    while ``level < depth`` and every caller bounds ``depth`` (hostile depth was already
+    refused by the decoder's ``max_depth``); deeper limits than :data:`_RECURSION_LIMIT` take
+    the iterative walk. The recursive walk is ~2x faster and runs on every transaction body.
+    """
+    if depth > _RECURSION_LIMIT:
+        _check_iterative(value, depth, local)
+    else:
+        _walk(value, 0, depth, local)
+
+
+_RECURSION_LIMIT = 200
+_LEAVES = frozenset({str, bytes, bool, type(None)})
+
+
+def _walk(item: Any, level: int, depth: int, local: bool) -> None:
+    kind = type(item)
+    if kind in _LEAVES:
+        return
+    if kind is int:
+        if not _MIN_INT <= item <= _MAX_INT:
+            _fail(local, f"integer {item} is outside the 64-bit range")
+    elif kind is list or kind is tuple:
+        if level >= depth:
+            _fail(local, f"nesting deeper than {depth}")
+        level += 1
+        for child in reversed(item):
+            if type(child) not in _LEAVES:
+                _walk(child, level, depth, local)
+    elif kind is dict:
+        if level >= depth:
+            _fail(local, f"nesting deeper than {depth}")
+        for key in item:
+            if type(key) is not str:
+                _fail(local, f"map key {key!r} is not a text string")
+        level += 1
+        for child in reversed(item.values()):
+            if type(child) not in _LEAVES:
+                _walk(child, level, depth, local)
+    elif kind is float:
+        _fail(local, "floats are not allowed (use fixed-point integers)")
+    else:
+        _fail(local, f"type {kind.__name__} is not allowed in p2pmkt CBOR")
+
+
+def _check_iterative(value: Any, depth: int, local: bool) -> None:
+    """The same walk with an explicit stack, for callers that allow very deep nesting."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()

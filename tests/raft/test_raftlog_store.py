@@ -114,7 +114,7 @@ def test_lmdb_restart_resumes_term_vote_log_and_snapshot(tmp_path: Path) -> None
     env.close()
 
 
-def test_lmdb_unsynced_write_never_half_visible(tmp_path: Path) -> None:
+def test_lmdb_failed_save_leaves_nothing_behind(tmp_path: Path) -> None:
     # One Ready = one transaction: an exception inside save leaves nothing behind.
     env = _open_env(tmp_path / "db")
     s = LmdbRaftLogStore(env)

@@ -1,0 +1,195 @@
+"""Transaction load over the wire protocol, with commit tracking that survives node faults.
+
+Theory of operation
+-------------------
+* Transactions are **pre-signed** (:func:`presign`) so the clients' signing does not compete
+  with the nodes for CPU while a measurement runs. Each is a ``visit.batch`` signed by a
+  ``terminal`` member (one visit by default: the smallest useful transaction).
+* One **sender task per key** submits its transactions in nonce order over a client connection
+  to one node, pipelining up to ``window`` uncommitted ones (the mempool queues at most 64
+  ahead of the committed nonce). When its node dies it reconnects to another and re-submits
+  everything not yet seen committed: re-submission is idempotent (same signed bytes, same
+  txid; ``nonce_used`` means an earlier copy committed).
+* One **tracker task** follows ``block`` events of one node, fetches each new block by height
+  and records, per txid, the height and monotonic time at which a node told us it committed:
+  that is the acknowledgement the chaos checks hold the network to. It also records every
+  ``height → hash`` any node ever reported, so two different blocks at one height are caught
+  even if they happen between final checks. If its node dies it moves to another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from p2pmkt.chain.tx import SignedTransaction, make_tx
+from p2pmkt.crypto.keys import PrivateKey
+
+from .cluster import Cluster, visit
+
+
+def presign(
+    keys: Sequence[PrivateKey], chain_id: str, per_key: int, *, visits_per_tx: int = 1,
+    start_nonce: dict[bytes, int] | None = None, merchants: Sequence[str] = ("acme", "globex"),
+) -> list[list[SignedTransaction]]:
+    out = []
+    seq = 0
+    for key in keys:
+        n0 = (start_nonce or {}).get(bytes(key.address), 0)
+        txs = []
+        for n in range(n0, n0 + per_key):
+            vs = [visit(seq + j, merchants[(seq + j) % len(merchants)]) for j in range(visits_per_tx)]
+            seq += visits_per_tx
+            txs.append(make_tx(key, chain_id, n, "visit.batch", {"visits": vs}))
+        out.append(txs)
+    return out
+
+
+@dataclass
+class Tracker:
+    """Commit acknowledgements and every block hash seen, per height."""
+
+    committed: dict[bytes, tuple[int, float]] = field(default_factory=dict)
+    hashes: dict[int, bytes] = field(default_factory=dict)
+    conflicts: list[tuple[int, bytes, bytes, str]] = field(default_factory=list)
+    blocks: list[tuple[float, int, int]] = field(default_factory=list)  # (t, height, txs)
+    height: int = 0
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def note_block(self, height: int, bhash: bytes, txids: list[bytes], now: float, source: str) -> None:
+        old = self.hashes.get(height)
+        if old is not None and old != bhash:
+            self.conflicts.append((height, old, bhash, source))
+            return
+        if old is not None:
+            return
+        self.hashes[height] = bhash
+        for t in txids:
+            self.committed.setdefault(t, (height, now))
+        self.blocks.append((now, height, len(txids)))
+        self.height = max(self.height, height)
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+async def run_tracker(cluster: Cluster, tracker: Tracker, prefer: Callable[[], list[str]]) -> None:
+    """Follow committed blocks (see module docstring) until cancelled."""
+    from p2pmkt.chain.block import decode_block
+    from p2pmkt.client import open_client
+
+    while True:
+        for name in prefer():
+            try:
+                async with open_client(cluster.addr(name)) as c, c.subscribe(["block"]) as events:
+                    while True:
+                        head = int((await c.head()).height)
+                        for h in range(tracker.height + 1, head + 1):
+                            res = await c.call("chain.block", {"height": h})
+                            blk = decode_block(res["block"], max_size=1 << 30)
+                            tracker.note_block(h, bytes(blk.hash), [bytes(t.txid) for t in blk.txs],
+                                               time.monotonic(), name)
+                        # Also compare the hash the node reports at the head with what others said.
+                        with trio.move_on_after(1.0):
+                            await events.receive()
+            except trio.EndOfChannel:
+                continue
+            except Exception as exc:
+                if isinstance(exc, trio.Cancelled):
+                    raise
+                continue
+        await trio.sleep(0.1)  # every node is down or refusing: retry soon
+
+
+@dataclass
+class Sender:
+    """Submits one key's transactions in nonce order (see module docstring)."""
+
+    txs: list[SignedTransaction]
+    window: int = 48
+    rate: float | None = None  # transactions per second, None = as fast as the window allows
+    submitted: dict[bytes, float] = field(default_factory=dict)  # txid → first submit time
+    errors: dict[str, int] = field(default_factory=dict)
+    done: int = 0  # index of the first tx not yet seen committed
+
+    def advance(self, tracker: Tracker) -> None:
+        while self.done < len(self.txs) and self.txs[self.done].txid in tracker.committed:
+            self.done += 1
+
+
+async def run_sender(cluster: Cluster, s: Sender, tracker: Tracker, targets: Callable[[], list[str]],
+                     *, stall: float = 3.0) -> None:
+    """Submit ``s.txs`` until all are committed or cancelled; survives node deaths."""
+    from p2pmkt.client import open_client
+    from p2pmkt.rpc.protocol import RpcError
+
+    nxt = 0
+    t0 = time.monotonic()
+    while s.done < len(s.txs):
+        for name in targets():
+            try:
+                async with open_client(cluster.addr(name)) as c:
+                    nxt = s.done  # (re)submit everything not yet seen committed
+                    last_progress = (time.monotonic(), s.done)
+                    while s.done < len(s.txs):
+                        s.advance(tracker)
+                        if s.done != last_progress[1]:
+                            last_progress = (time.monotonic(), s.done)
+                        elif time.monotonic() - last_progress[0] > stall:
+                            nxt = s.done  # stuck: a transaction got lost with a pool; resend
+                            last_progress = (time.monotonic(), s.done)
+                        if nxt >= len(s.txs) or nxt - s.done >= s.window:
+                            with trio.move_on_after(0.5):
+                                await tracker.changed.wait()
+                            continue
+                        if s.rate is not None:
+                            due = t0 + nxt / s.rate
+                            now = time.monotonic()
+                            if due > now:
+                                await trio.sleep(due - now)  # pacing the offered load
+                        stx = s.txs[nxt]
+                        try:
+                            await c.submit_tx(stx)
+                            s.submitted.setdefault(stx.txid, time.monotonic())
+                            nxt += 1
+                        except RpcError as exc:
+                            reason = getattr(exc, "reason", None) or str(exc.code)
+                            msg = str(exc)
+                            if "nonce_used" in msg or "already used" in msg:
+                                s.submitted.setdefault(stx.txid, time.monotonic())
+                                nxt += 1
+                                continue
+                            key = "busy" if "BUSY" in str(exc.code) else str(reason)
+                            s.errors[key] = s.errors.get(key, 0) + 1
+                            with trio.move_on_after(0.2):
+                                await tracker.changed.wait()  # back-pressure: wait for a block
+                            nxt = s.done if "ahead" in msg else nxt
+                    return
+            except Exception as exc:
+                if isinstance(exc, trio.Cancelled):
+                    raise
+                s.errors["connection"] = s.errors.get("connection", 0) + 1
+                continue
+        await trio.sleep(0.1)  # every target is down: retry soon
+
+
+def latencies(senders: Sequence[Sender], tracker: Tracker, *, since: float = 0.0,
+              until: float = float("inf")) -> list[float]:
+    out = []
+    for s in senders:
+        for txid, t in s.submitted.items():
+            got = tracker.committed.get(txid)
+            if got is not None and since <= t <= until:
+                out.append(got[1] - t)
+    return out
+
+
+def summary_errors(senders: Sequence[Sender]) -> dict[str, Any]:
+    total: dict[str, int] = {}
+    for s in senders:
+        for k, v in s.errors.items():
+            total[k] = total.get(k, 0) + v
+    return total
