@@ -107,6 +107,7 @@ def init_testnet(
     """
     if n < 1:
         raise ConfigError("a testnet needs at least 1 node (-n 1 or more)")
+    root = root.resolve()  # nodes run with their own directory as cwd
     manifest = root / "testnet.json"
     if manifest.exists():
         if not force:
@@ -193,6 +194,7 @@ def load_testnet(root: Path) -> Testnet:
     Raises:
         ConfigError: no testnet there (with the command that makes one).
     """
+    root = root.resolve()  # nodes run with their own directory as cwd
     manifest = root / "testnet.json"
     try:
         obj: dict[str, Any] = json.loads(manifest.read_text())

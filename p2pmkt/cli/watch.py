@@ -169,16 +169,17 @@ def render(net: Testnet, st: LiveState) -> Any:
 
     nodes = Table(title=f"p2pmkt testnet {net.chain_id} — {len(net.nodes)} nodes (Ctrl-C stops everything)",
                   expand=True)
-    for col in ("node", "roles", "height", "leader", "peers", "tx/s", "visits/s"):
+    for col in ("node", "roles", "height", "leader", "peers", "mempool", "tx/s", "visits/s"):
         nodes.add_column(col)
     for e in net.nodes:
         info = st.nodes.get(e.name)
         if info is None:
-            nodes.add_row(e.name, ", ".join(e.roles), "-", "", "-", "", "")
+            nodes.add_row(e.name, ", ".join(e.roles), "-", "", "-", "-", "", "")
             continue
         lead = "★" if info["leader"] == e.address else ""
+        # Every node applies every block, so the committed rates are the network's.
         nodes.add_row(e.name, ", ".join(e.roles), str(info["height"]), lead, str(len(info["peers"])),
-                      f"{st.rate(1):.0f}", f"{st.rate(2):.0f}")
+                      str(info.get("mempool", "-")), f"{st.rate(1):.0f}", f"{st.rate(2):.0f}")
     merchants = Table(title="merchants: latest indicator report vs target, marketing information", expand=True)
     for col in ("merchant", "indicator", "value", "target", "status", "info version", "bid / channels"):
         merchants.add_column(col)

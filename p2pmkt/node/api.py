@@ -131,7 +131,7 @@ class ChainApi:
         return NodeInfo(
             chain=self.chain.genesis.chain_id, peer_id=self.peer_id, address=self.address,
             version=__version__, roles=self.roles, height=self.chain.head().height,
-            leader=leader, peers=peers,
+            leader=leader, peers=peers, mempool=len(self.chain.mempool),
         )
 
     async def head(self) -> Head:

@@ -81,6 +81,7 @@ METHODS: dict[str, MethodSpec] = {
                 Field("height", "uint", "height of the last committed block (0: genesis)"),
                 Field("leader", "text | null", "address of the current Raft leader, if known"),
                 Field("peers", "list[text]", "peer ids of connected chain members"),
+                Field("mempool", "uint", "transactions waiting in this node's mempool"),
             ),
         ),
         MethodSpec(

@@ -69,12 +69,13 @@ class NodeInfo:
     height: int
     leader: str | None
     peers: tuple[str, ...]
+    mempool: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "chain": self.chain, "peer_id": self.peer_id, "address": self.address,
             "version": self.version, "roles": list(self.roles), "height": self.height,
-            "leader": self.leader, "peers": list(self.peers),
+            "leader": self.leader, "peers": list(self.peers), "mempool": self.mempool,
         }
 
     @classmethod
@@ -82,7 +83,7 @@ class NodeInfo:
         """Raises KeyError/TypeError on a malformed map (the client maps these)."""
         return cls(
             v["chain"], v["peer_id"], v["address"], v["version"], tuple(v["roles"]),
-            v["height"], v["leader"], tuple(v["peers"]),
+            v["height"], v["leader"], tuple(v["peers"]), v.get("mempool", 0),
         )
 
 
