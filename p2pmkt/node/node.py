@@ -199,6 +199,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
+                nursery.start_soon(_reconcile_membership, driver, chain, members)
                 if config.agent.rules is not None:
                     nursery.start_soon(_run_agent, config, chain, api, key, roles, reports_recv)
                 log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
@@ -259,6 +260,38 @@ async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_ran
                         break
             except Exception as exc:
                 log.debug(kv("catch_up_failed", peer=peer, error=repr(exc)))
+
+
+async def _reconcile_membership(driver: Any, chain: ChainService, members: Any) -> None:
+    """Keep the allowlist and Raft's configuration in line with the chain's membership."""
+    from p2pmkt.chain.roles import member_of, validator_set
+    from p2pmkt.node.membership import next_conf_change
+    from p2pmkt.raft import ProposalDropped
+
+    seen_height = -1
+    while True:
+        await trio.sleep(0.5)  # polling period: membership changes are rare
+        head = chain.head().height
+        if head == seen_height and not driver.is_leader:
+            continue
+        seen_height = head
+        with chain.store.snapshot() as snap:
+            vs = validator_set(snap)
+            pubkeys = [m.pubkey for addr, _ in snap.scan("members") if (m := member_of(snap, addr))]
+        if pubkeys:
+            members.update(pubkeys)
+        if not driver.is_leader:
+            continue
+        cc = next_conf_change(driver.statistics().status.conf_state, vs.voters, vs.learners)
+        if cc is None:
+            continue
+        try:
+            idx = driver.propose_conf_change(cc)
+            log.info(kv("conf_change_proposed", type=cc.type.name, node=cc.node_id, index=idx))
+            with trio.move_on_after(10):
+                await driver.wait_applied(idx)
+        except ProposalDropped:
+            continue  # one change at a time, or no longer leader: try again next round
 
 
 async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key: PrivateKey,
