@@ -99,12 +99,18 @@ def _console(args: argparse.Namespace) -> int:
     from p2pmkt.cli.console import BANNER, HISTORY_FILE, Console, interact, make_namespace
     from p2pmkt.cli.console_client import ConsoleClient
 
+    script = None
+    if args.exec_file:
+        try:
+            script = args.exec_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.exec_file}: {exc.strerror}") from exc
     addr, key = resolve(args)
     client = ConsoleClient.connect(addr)
     try:
         ns = make_namespace(client, key)
-        if args.exec_file:
-            ok = Console(ns).run_script(args.exec_file.read_text(), str(args.exec_file))
+        if script is not None:
+            ok = Console(ns).run_script(script, str(args.exec_file))
             return 0 if ok else 1
         info = client.info()
         banner = BANNER.format(target=addr, chain=info["chain"], height=info["height"],
@@ -159,7 +165,9 @@ def _market_update(args: argparse.Namespace) -> int:
         })
     finally:
         client.close()
-    print(json.dumps(status, default=str))
+    from p2pmkt.cli.console import _readable
+
+    print(json.dumps(_readable(status)))
     return 0 if status.get("status") == "committed" else 1
 
 

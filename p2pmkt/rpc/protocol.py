@@ -78,6 +78,9 @@ class RpcError(RemoteError):
         self.code = code
         self.rpc_message = message
         self.data = data or {}
+        if self.error_reason:
+            # The node's own slug (e.g. "missing_role") is what users and scripts act on.
+            self.reason = self.error_reason
 
     @property
     def error_reason(self) -> str:

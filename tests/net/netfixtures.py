@@ -23,7 +23,9 @@ MEMBERS = ["n0", "n1", "n2", "n3", "n4", "member"]
 @pytest.fixture
 async def node(nursery: trio.Nursery) -> tuple[Net, FakeNode]:
     """One leader node in this process, with low RPC limits for the limit tests."""
-    limits = RpcLimits(rate=200, burst=40, max_streams_per_peer=3, max_frame=64 * 1024)
+    # A slow refill keeps test_rate_limit meaningful on a loaded machine: of 100 requests
+    # sent at once, 40 pass on the burst and even 4 s of serving refill only 40 more.
+    limits = RpcLimits(rate=10, burst=40, max_streams_per_peer=3, max_frame=64 * 1024)
     result: tuple[Net, FakeNode] = await nursery.start(partial(
         run_fake_node, "n0", port=0, bootstrap=[], members=MEMBERS, leader=True,
         block_ms=50, rpc_limits=limits))
