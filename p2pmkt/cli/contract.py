@@ -64,13 +64,15 @@ def add_parser(subparsers: Any) -> None:
     deploy = sub.add_parser(
         "deploy", help="Sign a contract.deploy transaction for a .wasm (and submit it).",
         formatter_class=fmt,
-        epilog="example: p2pmkt contract deploy build/big_orders.wasm --key ops.key --chain dev --nonce 3 --out deploy.tx",
+        epilog="examples:\n  p2pmkt contract deploy build/big_orders.wasm --key ops.key --connect /ip4/127.0.0.1/tcp/7100/p2p/16Uiu2…\n"
+               "  p2pmkt contract deploy build/big_orders.wasm --key ops.key --chain p2pmkt-dev --nonce 3 --out deploy.tx   (offline)",
     )
     deploy.add_argument("wasm", type=Path)
     deploy.add_argument("--key", type=Path, required=True, help="merchant-ops key file")
-    deploy.add_argument("--chain", required=True, help="chain id")
-    deploy.add_argument("--nonce", type=int, required=True, help="the key's next nonce")
-    deploy.add_argument("--out", type=Path, default=None, help="write the signed transaction here")
+    deploy.add_argument("--connect", metavar="MULTIADDR", help="submit to this node and wait for the block (chain id and nonce are asked of it)")
+    deploy.add_argument("--chain", help="chain id (offline signing; asked of the node with --connect)")
+    deploy.add_argument("--nonce", type=int, help="the key's next nonce (offline signing; asked of the node with --connect)")
+    deploy.add_argument("--out", type=Path, default=None, help="write the signed transaction here instead of submitting it")
     deploy.set_defaults(func=_deploy)
 
 
@@ -208,16 +210,36 @@ def _decimal(value: int, scale: int) -> str:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    import hashlib
+
     from p2pmkt.chain.tx import make_tx
     from p2pmkt.crypto.keyfile import load_key
+    from p2pmkt.errors import ConfigError
 
     code = args.wasm.read_bytes()
     _check(args.wasm)
-    stx = make_tx(load_key(args.key), args.chain, args.nonce, "contract.deploy", {"code": code})
+    key = load_key(args.key)
+    code_hash = hashlib.sha256(code).hexdigest()
+    chain, nonce = args.chain, args.nonce
+    if args.connect:
+        from p2pmkt.cli.console_client import ConsoleClient
+
+        client = ConsoleClient.connect(args.connect)
+        try:
+            if args.out is None:  # submit and wait for the block
+                st = client.send(key, "contract.deploy", {"code": code})
+                where = f" at height {st['height']}" if "height" in st else ""
+                why = f" ({st.get('reason')}: {st.get('message')})" if st["status"] == "rejected" else ""
+                print(f"contract.deploy {st['txid'].hex()}: {st['status']}{where}{why}; code hash {code_hash}")
+                return 0 if st["status"] == "committed" else 3
+            chain = chain or client.info()["chain"]
+            nonce = nonce if nonce is not None else client.next_nonce(key.address)
+        finally:
+            client.close()
+    if chain is None or nonce is None:
+        raise ConfigError("offline signing needs --chain and --nonce (or use --connect MULTIADDR)")
+    stx = make_tx(key, chain, nonce, "contract.deploy", {"code": code})
     wire = stx.encode()
-    # TODO(issue 3, client library): submit through p2pmkt.client (open_client(...).submit_tx)
-    # once it exists, with --node like the other client commands. Until then the signed bytes
-    # go to --out (or stdout as hex) for the client CLI to submit.
     if args.out is not None:
         args.out.write_bytes(wire)
         print(f"wrote signed contract.deploy {stx.txid.hex()} ({len(wire)} bytes) to {args.out}")
