@@ -137,6 +137,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     hub = EventHub()
     outbox_send, outbox_recv = trio.open_memory_channel[bytes](100_000)
     reports_send, reports_recv = trio.open_memory_channel[Report](1024)
+    blocks_send, blocks_recv = trio.open_memory_channel[bytes](256)
+    leading = [False]
 
     validators = [NodeId(address_hex(genesis.member(n).address)) for n in genesis.validators]
     is_validator = NodeId(address) in validators
@@ -148,6 +150,13 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
 
     def on_applied(applied: Applied) -> None:
         hub.publish(events_of(applied))
+        if leading[0]:
+            # The leader announces committed blocks on the blocks topic: observers and
+            # lagging nodes learn the head from it (and fetch what they lack by sync).
+            try:
+                blocks_send.send_nowait(applied.result.block.encode())
+            except trio.WouldBlock:
+                pass
         for ev in applied.result.events:
             if isinstance(ev, ReportWritten):
                 try:
@@ -163,7 +172,10 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
 
     try:
         async with open_net(key, net_config, members=members) as net, open_raft_transport(net) as raft_t:
-            app = ChainApp(chain, on_applied=on_applied)
+            def on_leader(leader: Any, term: Any) -> None:
+                leading[0] = leader == NodeId(address)
+
+            app = ChainApp(chain, on_applied=on_applied, on_leader=on_leader)
             raft_store = LmdbRaftLogStore(chain.store.env)
             if raft_store.last_index() == 0 and is_validator:
                 hs, ents = bootstrap_log(validators)
@@ -198,6 +210,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 await nursery.start(run_sync_server, net, ChainBlocks(chain))
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
+                nursery.start_soon(_blocks_out, net, blocks_recv)
+                nursery.start_soon(_blocks_in, net, app)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
                 nursery.start_soon(_reconcile_membership, driver, chain, members)
                 if config.agent.rules is not None:
@@ -239,6 +253,25 @@ async def _gossip_in(net: Any, chain: ChainService) -> None:
             except P2pmktError:
                 continue  # counted in metrics by reason; usually already committed
         await trio.lowlevel.checkpoint()
+
+
+async def _blocks_out(net: Any, blocks: trio.MemoryReceiveChannel[bytes]) -> None:
+    if net.gossip is None:
+        return
+    async for data in blocks:
+        try:
+            await net.gossip.publish_block(data)
+        except Exception as exc:  # a publish failure must not stop the node
+            log.warning(kv("gossip_block_publish_failed", error=repr(exc)))
+
+
+async def _blocks_in(net: Any, app: Any) -> None:
+    """Committed blocks announced by the leader: a head beyond ours starts catch-up."""
+    if net.gossip is None:
+        return
+    async for block in net.gossip.blocks:
+        if block.height > app.chain.head().height + 1:
+            app.target_height = max(app.target_height, block.height)
 
 
 async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_range: int) -> None:
