@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
     contract = subparsers.add_parser(
         "contract", help="Write, build, try and deploy indicator contracts.", description=__doc__,
         formatter_class=fmt,
+        epilog="example:\n  p2pmkt contract new big_orders && p2pmkt contract build big_orders",
     )
     sub = contract.add_subparsers(dest="contract_command", metavar="ACTION", required=True)
 

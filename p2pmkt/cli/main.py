@@ -10,7 +10,7 @@ Exit codes (scripts may rely on them)::
     1  the operation failed (a transaction was rejected, a node did not answer, …)
     2  usage or configuration error (bad flag, bad config/genesis/rules/key file)
     3  a remote party rejected the input (invalid transaction, bad signature, permission)
-    4  busy or unreachable: retry later (mempool full, node down, timeout)
+    4  busy or unreachable: retry later (mempool full, node down or unreachable, timeout)
     130 interrupted (Ctrl-C)
 """
 
@@ -65,25 +65,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_USAGE
-    from p2pmkt.errors import Busy, LocalError, P2pmktError, RemoteError
-
     try:
         code = func(args)
-    except KeyboardInterrupt:
+    except BaseException as exc:  # mapped to an exit code, or re-raised
+        return _exit_code(unwrap_group(exc))
+    return int(code or 0)
+
+
+def unwrap_group(exc: BaseException) -> BaseException:
+    """The one error inside (nested) trio exception groups, else ``exc`` itself.
+
+    A Ctrl-C or a failed dial inside a nursery reaches us wrapped in a group; users should
+    see the error, not a group traceback.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [exc]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        else:
+            leaves.append(e)
+    if leaves and all(isinstance(e, KeyboardInterrupt) for e in leaves):
+        return leaves[0]
+    return leaves[0] if len(leaves) == 1 else exc
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Print ``exc`` the way users read it and return its exit code (module docstring);
+    anything that is not one of ours is re-raised (a bug: the traceback is wanted)."""
+    from p2pmkt.errors import Busy, LocalError, P2pmktError, RemoteError
+
+    if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    except LocalError as exc:
+    if isinstance(exc, LocalError):
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RemoteError as exc:
+    if isinstance(exc, RemoteError):
         print(f"rejected ({exc.reason}): {exc}", file=sys.stderr)
         return EXIT_REJECTED
-    except Busy as exc:
+    if isinstance(exc, Busy):
         print(f"busy ({exc.reason}): {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except P2pmktError as exc:
+    if isinstance(exc, TimeoutError) or (isinstance(exc, P2pmktError) and _is_network(exc)):
+        reason = getattr(exc, "reason", "timeout")
+        print(f"unreachable ({reason}): {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, P2pmktError):
         print(f"error ({exc.reason}): {exc}", file=sys.stderr)
         return EXIT_FAILED
-    return int(code or 0)
+    raise exc
+
+
+def _is_network(exc: BaseException) -> bool:
+    """A dial or stream failure (``p2pmkt.net`` is imported already if one was raised)."""
+    net_errors = sys.modules.get("p2pmkt.net.errors")
+    return net_errors is not None and isinstance(exc, net_errors.NetworkError)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import trio
 
 from p2pmkt.cli.testnet import Testnet, load_testnet, running_pids, start_nodes, stop_nodes
 from p2pmkt.errors import P2pmktError
+from p2pmkt.node.signals import run_until_signal
 
 POLL = 0.25
 
@@ -63,27 +64,28 @@ def ready_state(net: Testnet, infos: dict[str, dict[str, Any] | None]) -> str | 
     return None
 
 
-def wait_ready(net: Testnet, *, timeout: float = 60.0) -> dict[str, Any]:
-    """Block until the testnet is ready (see :func:`ready_state`); returns a summary.
+async def wait_ready_async(net: Testnet, *, limit: float = 60.0) -> dict[str, Any]:
+    """Wait until the testnet is ready (see :func:`ready_state`); returns a summary.
 
     Raises:
-        P2pmktError: not ready within ``timeout`` (the message says what was missing).
+        P2pmktError: not ready within ``limit`` s (the message says what was missing).
     """
+    why = "no answer yet"
+    with trio.move_on_after(limit):
+        while True:
+            infos = await _infos(net)
+            why = ready_state(net, infos) or ""
+            if not why:
+                first = next(i for i in infos.values() if i is not None)
+                leader = next(e.name for e in net.nodes if e.address == first["leader"])
+                return {"leader": leader, "height": max(i["height"] for i in infos.values() if i)}
+            await trio.sleep(POLL)  # polling a remote condition, with a deadline
+    raise P2pmktError(f"testnet not ready after {limit:.0f} s: {why}; see `p2pmkt testnet logs NODE`")
 
-    async def main() -> dict[str, Any]:
-        why = "no answer yet"
-        with trio.move_on_after(timeout):
-            while True:
-                infos = await _infos(net)
-                why = ready_state(net, infos) or ""
-                if not why:
-                    first = next(i for i in infos.values() if i is not None)
-                    leader = next(e.name for e in net.nodes if e.address == first["leader"])
-                    return {"leader": leader, "height": max(i["height"] for i in infos.values() if i)}
-                await trio.sleep(POLL)  # polling a remote condition, with a deadline
-        raise P2pmktError(f"testnet not ready after {timeout:.0f} s: {why}; see `p2pmkt testnet logs NODE`")
 
-    return trio.run(main)
+def wait_ready(net: Testnet, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Blocking :func:`wait_ready_async`."""
+    return trio.run(partial(wait_ready_async, net, limit=timeout))
 
 
 def collect_status(net: Testnet, pids: dict[str, int]) -> list[dict[str, Any]]:
@@ -310,16 +312,27 @@ def run_demo(args: argparse.Namespace) -> int:
     else:
         net = load_testnet(args.dir)
     live = not args.no_live and sys.stdout.isatty()
-    # SIGTERM (e.g. from a supervisor) stops the demo like Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM (e.g. from a supervisor) stops the demo like Ctrl-C does: it is turned into a
+    # SIGINT so that trio delivers the KeyboardInterrupt at a safe point (raising it from the
+    # handler itself can tear trio's run loop apart: "guest run got abandoned").
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         started = start_nodes(net)
         print(f"started {', '.join(started) or 'nothing (all running)'}; waiting for a leader…", flush=True)
-        ready = wait_ready(net, timeout=90)
-        print(f"ready: leader {ready['leader']}, height {ready['height']}", flush=True)
-        trio.run(partial(run_demo_async, net, args, live=live))
-    except KeyboardInterrupt:
-        pass
+
+        async def main() -> None:
+            ready = await wait_ready_async(net, limit=90)
+            print(f"ready: leader {ready['leader']}, height {ready['height']}", flush=True)
+            await run_demo_async(net, args, live=live)
+
+        trio.run(run_until_signal, main)
+    except BaseException as exc:
+        from p2pmkt.cli.main import unwrap_group
+
+        # Ctrl-C reaches us bare or inside trio's exception groups; either way it is the
+        # normal way to stop the demo.
+        if not isinstance(unwrap_group(exc), KeyboardInterrupt):
+            raise
     finally:
         stopped = stop_nodes(net)
         print(f"stopped {', '.join(stopped) or 'nothing'}; state kept in {args.dir} "

@@ -31,6 +31,7 @@ from p2pmkt.market.model import Report
 from p2pmkt.node.api import EventHub, events_of
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import setup_logging
+from p2pmkt.node.signals import run_until_signal
 
 log = logging.getLogger("p2pmkt.dev")
 
@@ -149,9 +150,8 @@ def run_dev_main(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             nursery.cancel_scope.cancel()
 
     try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        print("stopped", file=out)
+        if trio.run(run_until_signal, main):
+            print("stopped", file=out)
     finally:
         chain.close()
     return 0

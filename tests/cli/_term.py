@@ -96,8 +96,9 @@ class Terminal:
                 if m is not None:
                     self._mark = len(self.output)
                     return m
+                shown = re.sub(r"\n\s*\n+", "\n", visible)[-3000:]
                 raise AssertionError(
-                    f"{pattern!r} not seen within {timeout} s; screen since the last match:\n{visible[-3000:]}"
+                    f"{pattern!r} not seen within {timeout} s; screen since the last match:\n{shown}"
                 )
 
     def wait(self, timeout: float = 15.0) -> int:

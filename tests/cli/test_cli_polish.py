@@ -1,0 +1,102 @@
+"""CLI polish (issue 7 item 5): every command has ``--help`` with an example, and the exit codes
+that scripts rely on (``p2pmkt.cli.main``'s docstring) hold."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2pmkt.chain.dev import dev_key
+from p2pmkt.cli.main import build_parser, main
+from p2pmkt.crypto import save_key
+from p2pmkt.crypto.peerid import peer_id_of
+
+from ._procs import free_port, run_cli
+from .conftest import DevChain
+
+
+def command_paths(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command and sub-command of the argparse tree, as argv prefixes."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from command_paths(sub, (*path, name))
+
+
+PATHS = list(command_paths(build_parser()))
+
+
+def test_the_tree_has_the_commands_of_issue_7() -> None:
+    for path in [("testnet", a) for a in ("init", "up", "status", "logs", "down", "reset", "demo")] + [
+        ("console",), ("dev",), ("node", "run"), ("key", "new"), ("market", "info"), ("visits", "ingest"),
+    ]:
+        assert path in PATHS
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "p2pmkt")
+def test_help_exits_0_and_shows_an_example(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*path, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: p2pmkt" + "".join(f" {p}" for p in path))
+    assert "example" in out.lower()
+    assert "p2pmkt " + " ".join(path) in out.split("example", 1)[1], "the example should use the command"
+
+
+def test_help_of_the_installed_entry_point() -> None:
+    done = run_cli("testnet", "up", "--help")
+    assert done.returncode == 0
+    assert "example:\n  p2pmkt testnet up" in done.stdout
+
+
+def test_a_bad_flag_is_a_usage_error() -> None:
+    done = run_cli("testnet", "status", "--no-such-flag")
+    assert done.returncode == 2
+    assert "error: unrecognized arguments: --no-such-flag" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["node", "run", "--config", "{tmp}/missing.toml"], "error: cannot read config file {tmp}/missing.toml"),
+        (["node", "run", "--config", "{tmp}/bad.toml"], "error: {tmp}/bad.toml: invalid TOML"),
+        (["key", "show", "{tmp}/missing.key"], "error: key file {tmp}/missing.key does not exist"),
+        (["key", "show", "{tmp}/open.key"], "error: key file {tmp}/open.key is accessible by group or others"),
+        (["console", "--connect", "{addr}", "--key", "{tmp}/missing.key"], "error: key file {tmp}/missing.key does not exist"),
+        (["console", "--connect", "{addr}", "--exec", "{tmp}/missing.py"], "error: cannot read {tmp}/missing.py"),
+        (["market", "info", "acme", "--node", "node1", "--dir", "{tmp}/nonet"], "error: no testnet in {tmp}/nonet"),
+    ],
+    ids=["missing-config", "bad-config", "missing-key", "key-mode", "console-key", "console-exec", "no-testnet"],
+)
+def test_bad_config_or_key_path_exits_2(tmp_path: Path, argv: list[str], message: str) -> None:
+    (tmp_path / "bad.toml").write_text("this is not toml\n")
+    save_key(tmp_path / "open.key", dev_key("terminal"))
+    (tmp_path / "open.key").chmod(0o644)
+    # Nothing listens there: a bad path must be reported before any dial.
+    addr = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{peer_id_of(dev_key('validator').public_key.compressed)}"
+    done = run_cli(*(a.format(tmp=tmp_path, addr=addr) for a in argv))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(message.format(tmp=tmp_path)), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_unreachable_node_exits_4() -> None:
+    addr = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{peer_id_of(dev_key('validator').public_key.compressed)}"
+    done = run_cli("market", "info", "acme", "--connect", addr)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith("unreachable (dial_failed): cannot connect to 16Uiu2")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_market_info_of_an_unknown_merchant_exits_1(dev_chain: DevChain) -> None:
+    done = run_cli("market", "info", "nosuch", "--connect", dev_chain.addr)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == "merchant 'nosuch' has no marketing information yet\n"
