@@ -94,6 +94,11 @@ class Mempool:
     def __contains__(self, txid: object) -> bool:
         return txid in self._by_id
 
+    def get(self, txid: bytes) -> SignedTransaction | None:
+        """The pooled transaction with ``txid``, or None."""
+        entry = self._by_id.get(txid)  # type: ignore[call-overload]
+        return None if entry is None else entry.stx
+
     def add(self, stx: SignedTransaction, *, account_nonce: int, now: float) -> bool:
         """Queue ``stx``; return False if the same transaction is already queued.
 

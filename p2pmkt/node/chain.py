@@ -78,6 +78,7 @@ class ChainService:
         self.metrics = metrics or NodeMetrics()
         self.mempool = Mempool(genesis.params)
         self._arrival: dict[bytes, float] = {}  # txid → monotonic arrival, for commit latency
+        self._announced: dict[bytes, float] = {}  # txid → last re-announcement by gossip
 
     @classmethod
     def open(
@@ -170,6 +171,29 @@ class ChainService:
             self.metrics.mempool.set(len(self.mempool))
         return added
 
+    def stale_pending(self, older_than: float, limit: int) -> list[SignedTransaction]:
+        """Pooled transactions last announced more than ``older_than`` seconds ago.
+
+        Gossip is best effort: a transaction whose bundle never reached the leader would wait
+        here forever, and hold back every later nonce of its sender. The node re-announces
+        these (receivers drop what they already hold); each is then due again only after
+        another ``older_than``.
+        """
+        now = time.monotonic()
+        due = sorted(
+            (self._announced.get(txid, t), txid) for txid, t in self._arrival.items()
+            if self._announced.get(txid, t) < now - older_than
+        )
+        out = []
+        for _, txid in due[:limit]:
+            stx = self.mempool.get(txid)
+            if stx is None:
+                self._announced.pop(txid, None)
+                continue
+            out.append(stx)
+            self._announced[txid] = now
+        return out
+
     def pending_nonce(self, address: bytes) -> int:
         """Next nonce for ``address`` counting pooled transactions (what a client should use)."""
         with self.store.snapshot() as snap:
@@ -250,6 +274,7 @@ class ChainService:
             m.txs.labels(status=receipt.status).inc()
             if receipt.status != "ok":
                 m.reject(receipt.reason or "rejected", "block")
+            self._announced.pop(receipt.txid, None)
             arrived = self._arrival.pop(receipt.txid, None)
             if arrived is not None:
                 m.commit_latency.observe(now - arrived)

@@ -210,6 +210,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 await nursery.start(run_sync_server, net, ChainBlocks(chain))
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
+                nursery.start_soon(_regossip, chain, on_submit)
                 nursery.start_soon(_blocks_out, net, blocks_recv)
                 nursery.start_soon(_blocks_in, net, app)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
@@ -253,6 +254,15 @@ async def _gossip_in(net: Any, chain: ChainService) -> None:
             except P2pmktError:
                 continue  # counted in metrics by reason; usually already committed
         await trio.lowlevel.checkpoint()
+
+
+async def _regossip(chain: ChainService, announce: Any) -> None:
+    """Re-announce transactions that sat in the pool too long (a lost bundle must not stall
+    their sender's later nonces behind them)."""
+    while True:
+        await trio.sleep(1.0)  # period of the stale-transaction sweep
+        for stx in chain.stale_pending(older_than=2.0, limit=2000):
+            announce(stx)
 
 
 async def _blocks_out(net: Any, blocks: trio.MemoryReceiveChannel[bytes]) -> None:

@@ -97,3 +97,14 @@ def test_rejected_input_changes_nothing(tmp_path: Path) -> None:
     assert chain.metrics.rejected.labels(reason="missing_role", where="rpc")._value.get() == 1
     assert chain.metrics.rejected.labels(reason="nonce_pending", where="rpc")._value.get() == 1
     chain.close()
+
+
+def test_stale_pending_transactions_are_offered_for_reannouncement_once_per_period(tmp_path: Path) -> None:
+    chain = _open(tmp_path / "a")
+    stx = chain.submit(make_tx(dev_key("terminal"), CHAIN, 0, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
+    assert chain.stale_pending(older_than=3600, limit=10) == []  # fresh: not due
+    assert [t.txid for t in chain.stale_pending(older_than=0, limit=10)] == [stx.txid]
+    assert chain.stale_pending(older_than=3600, limit=10) == []  # just announced
+    _step(chain, T0 + 1000)
+    assert chain.stale_pending(older_than=0, limit=10) == []  # committed: gone
+    chain.close()
