@@ -61,6 +61,8 @@ class RulesPublished:
 @dataclass(frozen=True, slots=True)
 class ReportWritten:
     report: Report
+    fuel_used: int = 0
+    """Fuel the evaluation consumed (for metrics; not part of the stored report)."""
 
 
 __all__ = [

@@ -117,5 +117,5 @@ def end_block(
         )
         put_report(batch, report)
         put_indicator(batch, replace(ind, next_n=ind.next_n + 1, from_seq=end, last_time=time))
-        events.append(ReportWritten(report))
+        events.append(ReportWritten(report, fuel_used=result.fuel_used))
     return events

@@ -46,6 +46,7 @@ from p2pmkt.chain.tx import SignedTransaction, decode_tx
 from p2pmkt.chain.validation import validate_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import ConfigError, InvalidBlock, P2pmktError
+from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
 from p2pmkt.node.logs import kv
 from p2pmkt.node.metrics import NodeMetrics
 from p2pmkt.storage.lmdb import LmdbStore
@@ -282,14 +283,12 @@ class ChainService:
             self._arrival = {t: a for t, a in self._arrival.items() if t in self.mempool}
         m.mempool.set(len(self.mempool))
         for event in result.events:
-            name = type(event).__name__
-            if name == "VisitsAppended":
-                m.visits.inc(getattr(event, "count", 0))
-            elif name == "ReportWritten":
-                report = getattr(event, "report", None)
-                m.reports.labels(ok=str(bool(getattr(report, "ok", False))).lower()).inc()
-                m.contract_fuel.inc(getattr(report, "fuel_used", 0) or 0)
-            elif name == "MarketingUpdated":
+            if isinstance(event, VisitsAppended):
+                m.visits.inc(event.count)
+            elif isinstance(event, ReportWritten):
+                m.reports.labels(ok=str(event.report.ok).lower()).inc()
+                m.contract_fuel.inc(event.fuel_used)
+            elif isinstance(event, MarketingUpdated):
                 m.updates.inc()
 
 

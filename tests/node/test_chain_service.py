@@ -108,3 +108,19 @@ def test_stale_pending_transactions_are_offered_for_reannouncement_once_per_peri
     _step(chain, T0 + 1000)
     assert chain.stale_pending(older_than=0, limit=10) == []  # committed: gone
     chain.close()
+
+
+def test_report_fuel_is_counted_in_metrics(tmp_path: Path) -> None:
+    chain = _open(tmp_path / "a")
+    ops, terminal = dev_key("acme-ops"), dev_key("terminal")
+    chain.submit(make_tx(ops, CHAIN, 0, "contract.deploy", {"code": builtin_code("conversion_rate")}).encode())
+    chain.submit(make_tx(ops, CHAIN, 1, "indicator.configure", {
+        "merchant": "acme", "name": "conversion", "code": builtin_hash("conversion_rate"), "params": {},
+        "condition": {"every_visits": 10, "every_ms": 0}, "target": None}).encode())
+    _step(chain, T0 + 1000)
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(10, 1, T0)}).encode())
+    events = _step(chain, T0 + 2000)
+    fuel = [e.fuel_used for e in events if isinstance(e, ReportWritten)]
+    assert len(fuel) == 1 and fuel[0] > 0
+    assert chain.metrics.contract_fuel._value.get() == fuel[0]
+    chain.close()
