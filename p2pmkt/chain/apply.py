@@ -60,6 +60,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from p2pmkt.chain._slots import slot_builder
 from p2pmkt.chain.block import Block, verify_block_signature
 from p2pmkt.chain.contract_api import ContractRuntime
 from p2pmkt.chain.genesis import Genesis, parse_role
@@ -79,7 +80,7 @@ from p2pmkt.errors import InvalidBlock, LocalError, NonceError, RemoteError
 from p2pmkt.market.kinds import KindSpec, TxContext
 from p2pmkt.market.reports import end_block
 from p2pmkt.types import ZERO_HASH, Hash32, Height
-from p2pmkt.wire.cbor import decode, encode
+from p2pmkt.wire.cbor import decode_text_uint_map, encode, encode_text_uint_map
 
 __all__ = [
     "BlockResult",
@@ -93,6 +94,7 @@ __all__ = [
 ]
 
 _U64 = struct.Struct(">Q")
+_new_receipt = slot_builder(Receipt)  # one per transaction; see p2pmkt.chain._slots
 K_CHAIN_ID = b"chain_id"
 K_GENESIS = b"genesis"
 K_PARAMS = b"params"
@@ -177,7 +179,7 @@ def read_head(state: StateReader) -> Head:
 def account_nonce(state: StateReader, address: bytes) -> int:
     """The next nonce ``address`` must use (0 for an account never seen)."""
     raw = state.get("accounts", bytes(address))
-    return 0 if raw is None else int(decode(raw)["nonce"])
+    return 0 if raw is None else decode_text_uint_map(raw, "nonce")
 
 
 def _check_header(state: StateReader, block: Block, genesis: Genesis, head: Head) -> None:
@@ -211,7 +213,7 @@ def _check_header(state: StateReader, block: Block, genesis: Genesis, head: Head
         raise InvalidBlock(f"block {h.height} proposer {short_address(h.proposer)} is not a voter",
                            reason="not_validator")
     verify_block_signature(block)
-    if merkle_root([t.txid for t in block.txs]) != h.txroot:
+    if not block.txroot_checked and merkle_root([t.txid for t in block.txs]) != h.txroot:
         raise InvalidBlock("block's transactions do not match its header's txroot", reason="bad_txroot")
     if len(block.txs) > params.max_block_txs:
         raise InvalidBlock(f"block holds {len(block.txs)} transactions; the limit is {params.max_block_txs}",
@@ -273,15 +275,6 @@ def validate_tx_for_state(
     spec.apply(ctx, parsed)
 
 
-def _merge(into: WriteBatch, overlay: WriteBatch) -> None:
-    for table, writes in overlay.writes().items():
-        for key, value in writes.items():
-            if value is None:
-                into.delete(table, key)
-            else:
-                into.put(table, key, value)
-
-
 def apply_block(
     state: StateReader,
     block: Block,
@@ -310,21 +303,21 @@ def apply_block(
     receipts: list[Receipt] = []
     events: list[object] = []
     for index, stx in enumerate(block.txs):
+        tx = stx.tx
         overlay = WriteBatch(batch)
-        ctx = TxContext(
-            batch=overlay, sender=stx.tx.sender, genesis=genesis, height=height, time=time,
-            tx_index=index, txid=stx.txid, runtime=runtime,
-        )
+        # Positional: this loop runs once per transaction (TxContext's field order).
+        ctx = TxContext(overlay, tx.sender, genesis, height, time, index, stx.txid, runtime)
         try:
             spec, parsed = _admit(batch, stx, genesis, 0)
             spec.apply(ctx, parsed)
         except RemoteError as exc:
             receipts.append(Receipt(stx.txid, "rejected", exc.reason, exc.message))
             continue
-        overlay.put("accounts", bytes(stx.tx.sender), encode({"nonce": stx.tx.nonce + 1}))
-        _merge(batch, overlay)
-        receipts.append(Receipt(stx.txid, "ok"))
-        events.extend(ctx.events)
+        overlay.put("accounts", bytes(tx.sender), encode_text_uint_map("nonce", tx.nonce + 1))
+        batch.merge(overlay)
+        receipts.append(_new_receipt(stx.txid, "ok", "", ""))
+        if ctx.events:
+            events.extend(ctx.events)
     events.extend(end_block(batch, params=genesis.params, runtime=runtime, height=height, time=time))
     batch.put("meta", K_HEIGHT, _U64.pack(height))
     batch.put("meta", K_HASH, block.hash)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from p2pmkt.chain.merkle import merkle_root
 from p2pmkt.chain.tx import SignedTransaction, decode_tx
@@ -72,15 +72,26 @@ class Block:
     sig: bytes
     txs: tuple[SignedTransaction, ...]
     hash: Hash32
+    # The canonical wire bytes, kept from decode_block (or from the first encode()): the store
+    # writes every committed block, and re-encoding 1,000 transactions cost ~5-8 us each.
+    # Not init fields, so dataclasses.replace() (how tests tamper with blocks) resets them.
+    wire: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    # True when the constructor checked or computed txroot from ``txs`` (decode_block,
+    # build_block), so apply_block need not hash every transaction id a second time.
+    txroot_checked: bool = field(default=False, init=False, compare=False, repr=False)
 
     @property
     def height(self) -> Height:
         return self.header.height
 
     def encode(self) -> bytes:
-        return encode_unchecked(
-            {"header": self.header_bytes, "sig": self.sig, "txs": [t.encode() for t in self.txs]}
-        )
+        if self.wire is None:
+            wire = encode_unchecked(
+                {"header": self.header_bytes, "sig": self.sig, "txs": [t.encode() for t in self.txs]}
+            )
+            object.__setattr__(self, "wire", wire)  # a cache of a pure function of the fields
+            return wire
+        return self.wire
 
 
 def build_block(
@@ -104,13 +115,15 @@ def build_block(
         proposer=key.address,
     )
     header_bytes = header.encode()
-    return Block(
+    block = Block(
         header=header,
         header_bytes=header_bytes,
         sig=sign(key, chain, PURPOSE_BLOCK, header_bytes),
         txs=tuple(txs),
         hash=Hash32(hashlib.sha256(header_bytes).digest()),
     )
+    object.__setattr__(block, "txroot_checked", True)
+    return block
 
 
 def decode_block(data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
@@ -155,13 +168,16 @@ def decode_block(data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
     )
     if merkle_root([t.txid for t in txs]) != header.txroot:
         raise InvalidBlock("block's transactions do not match its header's txroot")
-    return Block(
+    block = Block(
         header=header,
         header_bytes=header_bytes,
         sig=sig,
         txs=txs,
         hash=Hash32(hashlib.sha256(header_bytes).digest()),
     )
+    object.__setattr__(block, "wire", bytes(data))  # decode() checked: the canonical bytes
+    object.__setattr__(block, "txroot_checked", True)
+    return block
 
 
 def verify_block_signature(block: Block) -> Address:

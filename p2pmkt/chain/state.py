@@ -22,6 +22,7 @@ out, and no other module invents one.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,7 +43,10 @@ TABLES = (
     "rules",        # merchant → mapping rules document (bytes) published by merchant-tech
 )
 
+_TABLE_SET = frozenset(TABLES)  # put() checks every write against it; a tuple scan is slower
+
 STATE_ROOT_TAG = b"p2pmkt/state/v1"
+_U32 = struct.Struct(">I")
 
 
 class StateReader(Protocol):
@@ -79,12 +83,12 @@ class WriteBatch:
         return self._base.get(table, key)
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
-        if table not in TABLES:
+        if table not in _TABLE_SET:
             raise KeyError(f"unknown state table {table!r}")
         self._writes.setdefault(table, {})[key] = value
 
     def delete(self, table: str, key: bytes) -> None:
-        if table not in TABLES:
+        if table not in _TABLE_SET:
             raise KeyError(f"unknown state table {table!r}")
         self._writes.setdefault(table, {})[key] = None
 
@@ -114,6 +118,20 @@ class WriteBatch:
                 yield nxt
                 nxt = next(base, None)
 
+    def merge(self, overlay: WriteBatch) -> None:
+        """Take over every write (and deletion) of ``overlay``, a batch over this one.
+
+        A dict update per table: block application merges each transaction's overlay, and
+        going through ``put``/``delete`` per write cost ~3 us per transaction.
+        """
+        mine = self._writes
+        for table, writes in overlay._writes.items():
+            target = mine.get(table)
+            if target is None:
+                mine[table] = dict(writes)
+            else:
+                target.update(writes)
+
     def writes(self) -> dict[str, dict[bytes, bytes | None]]:
         """The buffered writes by table (the backend commits these)."""
         return self._writes
@@ -123,18 +141,26 @@ class WriteBatch:
 
     def digest(self) -> bytes:
         """Hash of every write, in sorted (table, key) order: deterministic across nodes."""
-        h = hashlib.sha256()
+        # One join and one update instead of three updates per write: a block writes
+        # ~4 entries per transaction and this loop was ~5 us of each.
+        parts: list[bytes] = []
+        add = parts.append
+        u32 = _U32.pack
         for table in sorted(self._writes):
             tname = table.encode()
-            for key in sorted(self._writes[table]):
-                value = self._writes[table][key]
-                h.update(len(tname).to_bytes(1, "big") + tname)
-                h.update(len(key).to_bytes(4, "big") + key)
+            thead = len(tname).to_bytes(1, "big") + tname
+            writes = self._writes[table]
+            for key in sorted(writes):
+                value = writes[key]
+                add(thead)
+                add(u32(len(key)))
+                add(key)
                 if value is None:
-                    h.update(b"\xff\xff\xff\xff")
+                    add(b"\xff\xff\xff\xff")
                 else:
-                    h.update(len(value).to_bytes(4, "big") + value)
-        return h.digest()
+                    add(u32(len(value)))
+                    add(value)
+        return hashlib.sha256(b"".join(parts)).digest()
 
 
 def next_state_root(previous: bytes, batch: WriteBatch) -> Hash32:

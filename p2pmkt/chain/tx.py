@@ -26,6 +26,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from p2pmkt.chain._slots import slot_builder
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.crypto.signing import PURPOSE_TX, recover_signer, sign
 from p2pmkt.errors import DecodeError, InvalidSignature, InvalidTransaction
@@ -116,7 +117,7 @@ def decode_tx(data: bytes, *, max_size: int = MAX_TX_BYTES) -> SignedTransaction
         if not isinstance(body, bytes) or not isinstance(sig, bytes):
             raise DecodeError('"body" and "sig" of a signed transaction must be byte strings')
     fields = decode(body, max_size=max_size, canonical=True)
-    if not isinstance(fields, dict) or set(fields) != _BODY_KEYS:
+    if not isinstance(fields, dict) or fields.keys() != _BODY_KEYS:
         raise InvalidTransaction(
             f"transaction body must have exactly the fields {sorted(_BODY_KEYS)}"
         )
@@ -133,8 +134,13 @@ def decode_tx(data: bytes, *, max_size: int = MAX_TX_BYTES) -> SignedTransaction
         raise InvalidTransaction("transaction 'kind' must be text of 1 to 64 characters")
     if not isinstance(payload, dict):
         raise InvalidTransaction("transaction 'payload' must be a map")
-    tx = Transaction(chain, Address(sender), nonce, kind, payload)
-    return SignedTransaction(tx=tx, body=body, sig=sig, txid=Hash32(hashlib.sha256(body).digest()))
+    tx = _new_transaction(chain, Address(sender), nonce, kind, payload)
+    return _new_signed(tx, body, sig, Hash32(hashlib.sha256(body).digest()))
+
+
+# Every field checked above; built without the frozen __init__'s per-field cost (_slots).
+_new_transaction = slot_builder(Transaction)
+_new_signed = slot_builder(SignedTransaction)
 
 
 # The canonical envelope with a 65-byte signature is a fixed layout (keys sort "sig" before
@@ -164,12 +170,16 @@ def _split_envelope(data: bytes) -> tuple[bytes, bytes] | None:
     """``(sig, body)`` if ``data`` is exactly the canonical envelope with a 65-byte sig."""
     if not data.startswith(_ENVELOPE_HEAD) or data[_SIG_END:_BODY_AT] != _BODY_KEY:
         return None
-    n = len(data) - _BODY_AT
-    for head_len in (1, 2, 3, 5, 9):
-        size = n - head_len
-        if size >= 0 and data[_BODY_AT : _BODY_AT + head_len] == _bstr_head(size):
-            return data[len(_ENVELOPE_HEAD) : _SIG_END], data[_BODY_AT + head_len :]
-    return None
+    if len(data) <= _BODY_AT:
+        return None
+    head_len = _BSTR_HEAD_LEN.get(data[_BODY_AT], 1)
+    size = len(data) - _BODY_AT - head_len
+    if size < 0 or data[_BODY_AT : _BODY_AT + head_len] != _bstr_head(size):
+        return None  # not a shortest-form byte-string header for exactly the rest
+    return data[len(_ENVELOPE_HEAD) : _SIG_END], data[_BODY_AT + head_len :]
+
+
+_BSTR_HEAD_LEN = {0x58: 2, 0x59: 3, 0x5A: 5, 0x5B: 9}
 
 
 def verify_tx(stx: SignedTransaction, chain_id: str) -> None:

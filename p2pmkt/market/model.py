@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from p2pmkt.chain._slots import slot_builder
 from p2pmkt.errors import InvalidTransaction
 
 ACCESS_METHODS = ("browser", "desktop", "app")
@@ -94,7 +95,13 @@ class Visit:
             raise InvalidTransaction(f"visit item must be text of at most {MAX_TEXT} chars")
         if type(amount) is not int or not 0 <= amount <= MAX_AMOUNT:
             raise InvalidTransaction(f"visit amount must be an integer in [0, {MAX_AMOUNT}]")
+        if cls is Visit:
+            # One per visit on the chain's hottest path: see p2pmkt.chain._slots (~1 us saved).
+            return _new_visit(ip, account, time, merchant, method, op, item, amount)
         return cls(ip, account, time, merchant, method, op, item, amount)
+
+
+_new_visit = slot_builder(Visit)
 
 
 # --- Wire helpers shared by the models below -----------------------------------------------

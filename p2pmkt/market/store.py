@@ -43,7 +43,7 @@ from typing import Any
 from p2pmkt.chain.contract_api import VISIT_RECORD_SIZE
 from p2pmkt.chain.state import StateReader, WriteBatch
 from p2pmkt.market.model import IndicatorSpec, MarketingInfo, Report
-from p2pmkt.wire.cbor import decode, encode
+from p2pmkt.wire.cbor import decode, decode_text_uint_map, encode, encode_text_uint_map
 
 VISIT_ORIGIN = struct.Struct(">QII")
 VISIT_VALUE_SIZE = VISIT_RECORD_SIZE + VISIT_ORIGIN.size
@@ -61,11 +61,11 @@ def visit_key(merchant: str, seq: int) -> bytes:
 def visit_count(state: StateReader, merchant: str) -> int | None:
     """Visits stored for ``merchant`` (= the next seq), or None for an unknown merchant."""
     raw = state.get("merchants", merchant.encode())
-    return None if raw is None else int(decode(raw)["visits"])
+    return None if raw is None else decode_text_uint_map(raw, "visits")
 
 
 def set_visit_count(batch: WriteBatch, merchant: str, count: int) -> None:
-    batch.put("merchants", merchant.encode(), encode({"visits": count}))
+    batch.put("merchants", merchant.encode(), encode_text_uint_map("visits", count))
 
 
 def packed_window(state: StateReader, merchant: str, start: int, end: int) -> bytes:

@@ -86,11 +86,16 @@ class LmdbSnapshot:
         self._path = path
 
     def get(self, table: str, key: bytes) -> bytes | None:
-        db = self._db(table)
+        # Block application reads ~3 keys per transaction through here: the closed check
+        # and table lookup of _db() are inlined.
+        txn = self._txn
+        db = self._dbs.get(table)
+        if txn is None or db is None:
+            self._db(table)  # raises the closed / unknown-table error
         if not key:
             return None  # LMDB cannot hold an empty key, so nothing is stored there
         try:
-            value: bytes | None = self._txn.get(key, db=db)
+            value: bytes | None = txn.get(key, db=db)
         except lmdb.Error as exc:
             raise _lmdb_error(exc, f"reading {table!r}", self._path, 0) from exc
         return value
@@ -353,7 +358,8 @@ class LmdbStore:
         return LmdbSnapshot(txn, self._state_dbs, self._path)
 
     def get(self, table: str, key: bytes) -> bytes | None:
-        return self._snap().get(table, key)
+        snap = self._head_snap
+        return (snap if snap is not None else self._snap()).get(table, key)
 
     def scan(
         self, table: str, start: bytes = b"", end: bytes | None = None

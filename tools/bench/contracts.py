@@ -62,12 +62,14 @@ def median_us(fn: object, repeat: int) -> float:
 def raw_eval_us(runtime: WasmRuntime, code: bytes, packed: bytes, repeat: int) -> float:
     """Time p2pmkt_eval alone: input copied into a fresh instance's memory beforehand."""
     compiled = runtime._compile(code, hashlib.sha256(code).digest())
+    pooled = compiled.pooled is not None
+    pre = compiled.pooled or compiled.pre
     samples = []
     for _ in range(repeat):
-        store = Store(runtime._engine)
+        store = Store(runtime._pool_engine if pooled else runtime._engine)
         store.set_limits(memory_size=MEMORY)
         store.set_fuel(FUEL)
-        inst = compiled.pre.instantiate(store)
+        inst = pre.instantiate(store)
         memory = _wasm_ffi.export_memory(store, inst, b"memory")
         alloc = _wasm_ffi.export_func(store, inst, b"p2pmkt_alloc")
         run = _wasm_ffi.export_func(store, inst, b"p2pmkt_eval")
@@ -77,6 +79,7 @@ def raw_eval_us(runtime: WasmRuntime, code: bytes, packed: bytes, repeat: int) -
         t0 = time.perf_counter()
         _wasm_ffi.call_i32(store, run, ptr, len(packed) // 48, ptr, 0)
         samples.append(time.perf_counter() - t0)
+        store.close()  # give the pooled slot back, as evaluate() does
     return statistics.median(samples) * 1e6
 
 
