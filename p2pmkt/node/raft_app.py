@@ -9,9 +9,14 @@ entries arrive in log order; each normal entry holds one encoded block:
   the same entries, since every node applies the same log from the same genesis);
 * height == head + 1: applied through :meth:`ChainService.apply_bytes`, which itself skips a
   block that fails its checks (wrong parent, bad signature, proposer not a validator);
-* height > head + 1: this node restored a Raft snapshot and lacks the blocks before it. The
-  block is buffered and :meth:`wants` tells the catch-up task which heights to fetch from peers
-  over ``/p2pmkt/sync/1.0.0``; buffered blocks apply once the gap is filled.
+* after restoring a Raft snapshot taken at chain height ``floor`` this node lacks blocks up to
+  ``floor``; :meth:`wants` names them and the catch-up task fetches them from peers over
+  ``/p2pmkt/sync/1.0.0`` (peers serve committed blocks only). Log entries arriving meanwhile
+  are kept **in log order** and, once the head reaches ``floor``, go through exactly the rules
+  above, as they did on every up-to-date node at that point of the log. Entries for heights
+  ``<= floor`` are re-proposals of blocks committed before the snapshot and are ignored: the
+  real block of that height comes from peers. (Keeping "the last entry per height" instead
+  once let a stale re-proposal win and forked a catching-up node; tests/node pin this.)
 
 A Raft snapshot is just ``{"height", "hash"}`` of the chain head: chain state is rebuilt from
 blocks, never shipped whole. ``last_applied`` is persisted after each applied batch, in its own
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,8 +64,9 @@ class ChainApp:
         with env.begin(db=self._db) as txn:
             raw = txn.get(_APPLIED_KEY)
         self._applied = _U64.unpack(bytes(raw))[0] if raw is not None else 0
-        self._buffer: dict[int, bytes] = {}
-        self.target_height = 0
+        self._pending: deque[tuple[int, bytes]] = deque()  # (height, block) in log order
+        self.floor = 0  # chain height of the last restored snapshot
+        self.target_height = 0  # catch-up goal (snapshot floor or a head announced by gossip)
         self.leader: NodeId | None = None
         self.term = 0
 
@@ -84,7 +91,9 @@ class ChainApp:
         if snapshot.data:
             try:
                 obj = decode(snapshot.data)
-                self.target_height = max(self.target_height, int(obj["height"]))
+                self.floor = max(self.floor, int(obj["height"]))
+                self.target_height = max(self.target_height, self.floor)
+                self._pending.clear()  # entries before the snapshot are covered by it
             except (P2pmktError, KeyError, TypeError, ValueError):
                 log.error(kv("bad_raft_snapshot", index=snapshot.meta.index))
         self._applied = snapshot.meta.index
@@ -99,21 +108,46 @@ class ChainApp:
     # --- blocks -------------------------------------------------------------------------
 
     def _block(self, data: bytes) -> None:
-        head = self.chain.head().height
         try:
             height = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes).height
         except P2pmktError as exc:
             self.chain.metrics.reject(exc.reason, "raft")
             log.warning(kv("raft_entry_skipped", reason=exc.reason, message=str(exc)))
             return
+        if height <= self.floor:
+            return  # a re-proposal of a height committed before the snapshot
+        if self._pending or self.chain.head().height < self.floor:
+            if len(self._pending) < MAX_BUFFERED:
+                self._pending.append((height, data))
+            else:  # too far behind to buffer: the rest comes from peers by height
+                self.target_height = max(self.target_height, height)
+            self._drain()
+            return
+        if not self._step(height, data):
+            self._pending.append((height, data))  # wait, in log order, for the gap to fill
+
+    def _step(self, height: int, data: bytes) -> bool:
+        """The rule every node applies to the next block entry; False if it leaves a gap."""
+        head = self.chain.head().height
         if height <= head:
-            return
-        if height > head + 1 or self._buffer:
-            if len(self._buffer) < MAX_BUFFERED:
-                self._buffer[height] = data
+            return True  # duplicate or stale: skipped identically everywhere
+        if height > head + 1:
             self.target_height = max(self.target_height, height - 1)
-            return
+            return False
         self._apply(data)
+        return True
+
+    def _drain(self) -> int:
+        """Run pending entries through :meth:`_step` once the head has reached the floor."""
+        done = 0
+        while self._pending and self.chain.head().height >= self.floor:
+            height, data = self._pending[0]
+            before = self.chain.head().height
+            if not self._step(height, data):
+                break
+            self._pending.popleft()
+            done += self.chain.head().height - before
+        return done
 
     def _apply(self, data: bytes) -> None:
         applied = self.chain.apply_bytes(data)
@@ -123,12 +157,14 @@ class ChainApp:
     def wants(self) -> tuple[int, int] | None:
         """Heights ``(start, end)`` this node must fetch from peers, or None when caught up."""
         head = self.chain.head().height
-        end = max(self.target_height, min(self._buffer, default=head + 1) - 1)
+        end = max(self.target_height, self.floor)
+        if self._pending and head >= self.floor:
+            end = max(end, self._pending[0][0] - 1)
         return (head + 1, end) if end > head else None
 
     def offer(self, blocks: Sequence[Any]) -> int:
-        """Apply fetched blocks (decoded, ascending) that extend the head; then drain the
-        buffer. Returns how many blocks were applied."""
+        """Apply fetched committed blocks (decoded, ascending) that extend the head, then the
+        pending log entries. Returns how many blocks were applied."""
         done = 0
         for block in blocks:
             if block.height != self.chain.head().height + 1:
@@ -140,14 +176,4 @@ class ChainApp:
                 break
             self.on_applied(applied)
             done += 1
-        while self._buffer:
-            nxt = self.chain.head().height + 1
-            stale = [h for h in self._buffer if h < nxt]
-            for h in stale:
-                del self._buffer[h]
-            data = self._buffer.pop(nxt, None)
-            if data is None:
-                break
-            self._apply(data)
-            done += 1
-        return done
+        return done + self._drain()
