@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from p2pmkt.chain.block import MAX_BLOCK_BYTES
 from p2pmkt.errors import DecodeError, FramingError, P2pmktError
 from p2pmkt.net._trio import TaskStatus
 from p2pmkt.net.errors import StreamClosed
@@ -62,6 +63,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RPC_PROTOCOL = "/p2pmkt/rpc/1.0.0"
+
+
+MAX_ANSWER_FRAME = MAX_BLOCK_BYTES + 64 * 1024
+"""Largest answer a client reads: ``chain.block`` returns a whole block, and a chain may allow
+blocks up to the hard ceiling of :data:`p2pmkt.chain.block.MAX_BLOCK_BYTES`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +326,7 @@ class RpcStreamClient:
 
 @asynccontextmanager
 async def open_rpc_stream(
-    net: Net, peer_id: str, *, max_frame: int = 4 * 1024 * 1024
+    net: Net, peer_id: str, *, max_frame: int = MAX_ANSWER_FRAME
 ) -> AsyncIterator[RpcStreamClient]:
     """Open an RPC stream to ``peer_id`` (dialing if needed) and run its reader.
 
