@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :class:`Cluster` wraps :mod:`p2pmkt.cli.testnet` (the same ``init_testnet`` /
-``start_nodes`` / ``stop_nodes`` the CLI uses) with what a harness needs and the CLI does not
+command line, pid files and ``stop_nodes`` the CLI uses) with what a harness needs and the CLI does not
 offer:
 
 * free ports picked at init (a run never collides with a developer's ``testnet up``);
@@ -35,7 +35,7 @@ from typing import Any
 import trio
 
 from p2pmkt.chain.genesis import Member, load_genesis
-from p2pmkt.cli.testnet import Testnet, init_testnet, load_testnet, pid_alive, start_nodes, stop_nodes
+from p2pmkt.cli.testnet import Testnet, init_testnet, load_testnet, pid_alive, stop_nodes
 from p2pmkt.crypto.keyfile import load_key
 from p2pmkt.crypto.keys import PrivateKey, address_hex
 
@@ -71,16 +71,31 @@ def submitter_key(i: int) -> PrivateKey:
     return dev_key(f"bench{i:02d}")
 
 
+_LIVE: list[Cluster] = []
+"""Clusters not closed yet: :func:`close_all` stops their nodes whatever happened."""
+
+
+def close_all() -> None:
+    for cluster in list(_LIVE):
+        cluster.close()
+
+
 def guard_signals() -> None:
-    """SIGTERM behaves like Ctrl-C, so that ``finally`` and ``__exit__`` clean up."""
+    """SIGTERM behaves like Ctrl-C, and every cluster is closed at exit.
+
+    A KeyboardInterrupt may surface inside trio's own machinery, abandoning the run without
+    unwinding ``with Cluster(...)`` blocks, so scripts also call :func:`close_all` at exit.
+    """
+    import atexit
 
     def _raise(*_: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _raise)
+    atexit.register(close_all)
 
 
-@dataclass
+@dataclass(eq=False)
 class Cluster:
     """A testnet directory plus the node processes this object started."""
 
@@ -89,12 +104,17 @@ class Cluster:
     root: Path | None = None
     rules: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    netns: bool = False
+    """Run each node in its own network namespace (see tools/chaos/netns.py): real cuts."""
     net: Testnet = field(init=False)
+    ns: Any = field(init=False, default=None)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(init=False, default=None)
     _paused: set[str] = field(init=False, default_factory=set)
     _pids: dict[str, int] = field(init=False, default_factory=dict)
+    _procs: list[Any] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        _LIVE.append(self)
         if self.root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="p2pmkt-cluster-")
             self.root = Path(self._tmp.name)
@@ -109,6 +129,41 @@ class Cluster:
         if self.submitters or self.params:
             self._extend_genesis()
         self.net = load_testnet(self.root)
+        if self.netns:
+            self._setup_netns()
+
+    def _setup_netns(self) -> None:
+        import json
+        import re
+
+        from .netns import Netns
+
+        self.ns = Netns(f"{(os.getpid() ^ time.monotonic_ns()) & 0xFFFF:04x}", self.n)
+        try:
+            self.ns.setup()
+        except BaseException:
+            self.ns.teardown()
+            raise
+        nodes = self.net.nodes
+        for i, e in enumerate(nodes):
+            boot = nodes[1] if i == 0 else nodes[0]
+            j = 1 if i == 0 else 0
+            text = e.config.read_text()
+            text = re.sub(r"^listen = .*$", "listen = " + json.dumps(
+                [f"/ip4/{self.ns.peer_ip(i)}/tcp/{e.port}", f"/ip4/{self.ns.client_ip(i)}/tcp/{e.port}"]),
+                text, flags=re.M)
+            text = re.sub(r"^bootstrap = .*$", "bootstrap = " + json.dumps(
+                [f"/ip4/{self.ns.peer_ip(j)}/tcp/{boot.port}/p2p/{boot.peer_id}"]), text, flags=re.M)
+            text = re.sub(r"^metrics = .*$", f'metrics = "{self.ns.client_ip(i)}:{e.metrics_port}"',
+                          text, flags=re.M)
+            e.config.write_text(text)
+
+    def cut(self, name: str) -> None:
+        """Cut ``name`` off from the other nodes (netns clusters only)."""
+        self.ns.cut(self.names.index(name))
+
+    def heal(self, name: str) -> None:
+        self.ns.heal(self.names.index(name))
 
     def _extend_genesis(self) -> None:
         import dataclasses
@@ -130,7 +185,10 @@ class Cluster:
         return [e.name for e in self.net.nodes]
 
     def addr(self, name: str) -> str:
-        return self.net.node(name).multiaddr
+        e = self.net.node(name)
+        if self.ns is not None:
+            return f"/ip4/{self.ns.client_ip(self.names.index(name))}/tcp/{e.port}/p2p/{e.peer_id}"
+        return e.multiaddr
 
     def key(self, name: str) -> PrivateKey:
         return load_key(self.net.node(name).dir / "node.key")
@@ -141,10 +199,32 @@ class Cluster:
     def start(self, names: Sequence[str] | None = None) -> float:
         """Start the named nodes (default all); returns the monotonic time just before."""
         t0 = time.monotonic()
-        started = start_nodes(self.net, list(names) if names else None)
+        started = self._start_procs(names)
         for name in started:
             self._pids[name] = int(self.net.node(name).pid_file.read_text())
         return t0
+
+    def _start_procs(self, names: Sequence[str] | None) -> list[str]:
+        """Like ``p2pmkt.cli.testnet.start_nodes`` (same command, log, pid file, session), but
+        keeps the Popen objects so that they are reaped (pytest turns the ResourceWarning of
+        a dropped, still-running Popen into an error)."""
+        import subprocess
+        import sys
+
+        started = []
+        for i, e in enumerate(self.net.nodes):
+            if (names and e.name not in names) or self.pid(e.name) is not None:
+                continue
+            argv = [sys.executable, "-m", "p2pmkt", "node", "run", "--config", str(e.config)]
+            with open(e.log_file, "ab") as log:
+                proc = subprocess.Popen(
+                    self.ns.command(i, argv) if self.ns is not None else argv,
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, cwd=e.dir)
+            e.pid_file.write_text(f"{proc.pid}\n")
+            self._procs.append(proc)
+            started.append(e.name)
+        return started
 
     def pid(self, name: str) -> int | None:
         pid = self._pids.get(name)
@@ -190,6 +270,12 @@ class Cluster:
         raise RuntimeError(f"no VmRSS for pid {pid}")
 
     def close(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
+        if not hasattr(self, "net"):  # init failed before the testnet existed
+            if self._tmp is not None:
+                self._tmp.cleanup()
+            return
         for name in list(self._paused):
             try:
                 self.resume(name)
@@ -203,6 +289,15 @@ class Cluster:
                 except ProcessLookupError:
                     pass
             self._pids.pop(name, None)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except Exception:
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
+        if self.ns is not None:
+            self.ns.teardown()
         if self._tmp is not None and not os.environ.get("P2PMKT_KEEP_CLUSTER"):
             self._tmp.cleanup()
 
@@ -248,7 +343,7 @@ async def infos(cluster: Cluster, names: Iterable[str] | None = None) -> dict[st
 
 
 async def wait_leader(
-    cluster: Cluster, names: Sequence[str] | None = None, *, timeout: float = 60.0,
+    cluster: Cluster, names: Sequence[str] | None = None, *, timeout: float = 60.0,  # noqa: ASYNC109
     exclude: str | None = None, connected: bool = True,
 ) -> str:
     """Poll until every node of ``names`` answers and they agree on a leader (not ``exclude``).
@@ -271,7 +366,8 @@ async def wait_leader(
             elif cluster.name_of(next(iter(leaders))) == exclude:
                 why = f"leader is still {exclude}"
             elif connected and any(len(i["peers"]) < len(names) - 1 for i in got.values() if i):
-                why = "not fully connected"
+                why = "not fully connected: " + ", ".join(
+                    f"{n} sees {len(i['peers'])}" for n, i in got.items() if i and len(i["peers"]) < len(names) - 1)
             else:
                 leader = cluster.name_of(next(iter(leaders)))
                 assert leader is not None
@@ -280,7 +376,7 @@ async def wait_leader(
     raise trio.TooSlowError(f"no leader within {timeout} s: {why}")
 
 
-async def wait_height(addr: str, height: int, *, timeout: float = 60.0) -> int:
+async def wait_height(addr: str, height: int, *, timeout: float = 60.0) -> int:  # noqa: ASYNC109
     """Poll ``chain.head`` until it reaches ``height``; returns the height seen."""
     from p2pmkt.client import open_client
 

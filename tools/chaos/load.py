@@ -85,10 +85,12 @@ async def run_tracker(cluster: Cluster, tracker: Tracker, prefer: Callable[[], l
         for name in prefer():
             try:
                 async with open_client(cluster.addr(name)) as c, c.subscribe(["block"]) as events:
-                    while True:
-                        head = int((await c.head()).height)
+                    while name in prefer():  # leave a node the scenario took out
+                        with trio.fail_after(5):  # a frozen node never answers
+                            head = int((await c.head()).height)
                         for h in range(tracker.height + 1, head + 1):
-                            res = await c.call("chain.block", {"height": h})
+                            with trio.fail_after(5):
+                                res = await c.call("chain.block", {"height": h})
                             blk = decode_block(res["block"], max_size=1 << 30)
                             tracker.note_block(h, bytes(blk.hash), [bytes(t.txid) for t in blk.txs],
                                                time.monotonic(), name)
@@ -114,6 +116,11 @@ class Sender:
     submitted: dict[bytes, float] = field(default_factory=dict)  # txid → first submit time
     errors: dict[str, int] = field(default_factory=dict)
     done: int = 0  # index of the first tx not yet seen committed
+    high: int = 0  # one past the highest index submitted so far
+
+    def stop_offering(self) -> None:
+        """Submit nothing new: only what was already submitted still has to commit."""
+        del self.txs[max(self.high, self.done):]
 
     def advance(self, tracker: Tracker) -> None:
         while self.done < len(self.txs) and self.txs[self.done].txid in tracker.committed:
@@ -128,8 +135,11 @@ async def run_sender(cluster: Cluster, s: Sender, tracker: Tracker, targets: Cal
 
     nxt = 0
     t0 = time.monotonic()
+    turn = 0
     while s.done < len(s.txs):
-        for name in targets():
+        names = targets()
+        turn += 1
+        for name in names[turn % max(1, len(names)):] + names[:turn % max(1, len(names))]:
             try:
                 async with open_client(cluster.addr(name)) as c:
                     nxt = s.done  # (re)submit everything not yet seen committed
@@ -138,9 +148,11 @@ async def run_sender(cluster: Cluster, s: Sender, tracker: Tracker, targets: Cal
                         s.advance(tracker)
                         if s.done != last_progress[1]:
                             last_progress = (time.monotonic(), s.done)
-                        elif time.monotonic() - last_progress[0] > stall:
-                            nxt = s.done  # stuck: a transaction got lost with a pool; resend
-                            last_progress = (time.monotonic(), s.done)
+                        elif time.monotonic() - last_progress[0] > stall and nxt > s.done:
+                            # Stuck: a transaction got lost with a pool, or this node is cut
+                            # off. Resend everything uncommitted through the next node.
+                            s.errors["stall"] = s.errors.get("stall", 0) + 1
+                            break
                         if nxt >= len(s.txs) or nxt - s.done >= s.window:
                             with trio.move_on_after(0.5):
                                 await tracker.changed.wait()
@@ -152,22 +164,24 @@ async def run_sender(cluster: Cluster, s: Sender, tracker: Tracker, targets: Cal
                                 await trio.sleep(due - now)  # pacing the offered load
                         stx = s.txs[nxt]
                         try:
-                            await c.submit_tx(stx)
+                            with trio.fail_after(5):  # a frozen node never answers
+                                await c.submit_tx(stx)
                             s.submitted.setdefault(stx.txid, time.monotonic())
                             nxt += 1
+                            s.high = max(s.high, nxt)
                         except RpcError as exc:
-                            reason = getattr(exc, "reason", None) or str(exc.code)
-                            msg = str(exc)
-                            if "nonce_used" in msg or "already used" in msg:
+                            reason = exc.error_reason or f"code{exc.code}"
+                            if reason == "nonce_used":
                                 s.submitted.setdefault(stx.txid, time.monotonic())
-                                nxt += 1
+                                nxt += 1  # an earlier copy of this very transaction committed
                                 continue
-                            key = "busy" if "BUSY" in str(exc.code) else str(reason)
-                            s.errors[key] = s.errors.get(key, 0) + 1
+                            s.errors[reason] = s.errors.get(reason, 0) + 1
                             with trio.move_on_after(0.2):
                                 await tracker.changed.wait()  # back-pressure: wait for a block
-                            nxt = s.done if "ahead" in msg else nxt
-                    return
+                            if reason in ("nonce_ahead", "nonce_gap"):
+                                nxt = s.done
+                    if s.done >= len(s.txs):
+                        return
             except Exception as exc:
                 if isinstance(exc, trio.Cancelled):
                     raise

@@ -1,0 +1,423 @@
+"""Whole-network benchmarks of issue 8 on a local 4-node testnet (separate node processes).
+
+Each benchmark starts its own testnet (free ports, temporary directory), measures, stops every
+process it started (also on Ctrl-C, SIGTERM or an exception), prints a table and, as the
+last line of stdout, one JSON object with all figures. Each also measures the machine's bound
+it should be compared with, in the same run.
+
+    throughput  signed txs committed/s, clients submitting over the wire protocol (several
+                concurrent senders, one connection each, spread over all nodes); also
+                visits/s with larger batches. Bound: secp256k1 recover+compare/s on one core.
+    latency     commit latency p50/p99 (submit → a node reports the block) at about half the
+                throughput measured in the same run. Bound: raw py-libp2p stream round trip.
+    failover    SIGKILL the leader under load, time until the next block is committed
+                (by the survivors), over --trials trials; the killed node is restarted.
+    catchup     stop one node, commit --blocks blocks, restart it: blocks/s until its head
+                reaches the others'.
+    memory      VmRSS of every node after --seconds of steady load.
+    coldstart   process start → serving RPC (per node); `up` (start) → first block.
+
+Run: ``.venv/bin/python tools/bench/network.py [all|throughput|…] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tools.chaos.cluster import (  # noqa: E402
+    Cluster,
+    guard_signals,
+    pct,
+    submitter_key,
+    wait_height,
+    wait_leader,
+)
+from tools.chaos.load import (  # noqa: E402
+    Sender,
+    Tracker,
+    latencies,
+    presign,
+    run_sender,
+    run_tracker,
+    summary_errors,
+)
+
+# --- machine bounds ----------------------------------------------------------------------
+
+
+def bound_recover(seconds: float = 1.0) -> float:
+    """coincurve recover + format + compare per second on one core."""
+    import hashlib
+
+    import coincurve
+
+    key = coincurve.PrivateKey()
+    digest = hashlib.sha256(b"x" * 190).digest()
+    sig = key.sign_recoverable(digest, hasher=None)
+    pub = key.public_key.format()
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(200):
+            assert coincurve.PublicKey.from_signature_and_message(sig, digest, hasher=None).format() == pub
+        n += 200
+    return n / (time.perf_counter() - t0)
+
+
+async def bound_stream_rtt(addr_of_node: str, rounds: int = 300) -> float:
+    """Median RPC round trip (``chain.head``) on one stream to an idle node, in seconds.
+
+    This is the p2pmkt RPC over py-libp2p (Noise + Yamux) on loopback; the raw-stream figure
+    is ``tools/bench/net.py``'s.
+    """
+    from p2pmkt.client import open_client
+
+    out = []
+    async with open_client(addr_of_node) as c:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            await c.head()
+            out.append(time.perf_counter() - t)
+    return pct(out, 0.5)
+
+
+# --- load runs ---------------------------------------------------------------------------
+
+
+async def next_nonces(cluster: Cluster, keys: list[Any]) -> dict[bytes, int]:
+    """Each key's next nonce (committed state of node1), so runs can follow one another."""
+    from p2pmkt.client import open_client
+
+    out = {}
+    async with open_client(cluster.addr(cluster.names[0])) as c:
+        for k in keys:
+            acct = await c.call("account.get", {"address": bytes(k.address)})
+            out[bytes(k.address)] = int(acct["nonce"])
+    return out
+
+
+async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_per_tx: int = 1,
+                       rate: float | None = None, seconds: float = 20.0, window: int = 48,
+                       to_leader: bool = False) -> dict[str, Any]:
+    """Submit ``senders × per_key`` pre-signed txs; figures over the busy window.
+
+    Senders are spread over all nodes (followers gossip what they get to the leader), or with
+    ``to_leader`` all submit to the current leader (the others are fallbacks).
+    """
+    keys = [submitter_key(i) for i in range(senders)]
+    nonces = await next_nonces(cluster, keys)
+    t = time.perf_counter()
+    batches = presign(keys, cluster.net.chain_id, per_key, visits_per_tx=visits_per_tx,
+                      start_nonce=nonces)
+    sign_s = time.perf_counter() - t
+    tracker = Tracker()
+    names = cluster.names
+    if to_leader:
+        lead = await wait_leader(cluster, timeout=30)
+        names = [lead] + [n for n in names if n != lead]
+    ss = [Sender(txs, window=window, rate=None if rate is None else rate / senders) for txs in batches]
+    h0 = int(await wait_height(cluster.addr(names[0]), 0))
+    tracker.height = h0
+    t_start = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_tracker, cluster, tracker, lambda: names)
+        async with trio.open_nursery() as inner:
+            for i, s in enumerate(ss):
+                rot = names if to_leader else names[i % len(names):] + names[:i % len(names)]
+                inner.start_soon(run_sender, cluster, s, tracker, lambda rot=rot: rot)
+            inner.cancel_scope.deadline = trio.current_time() + seconds
+        nursery.cancel_scope.cancel()
+    t_end = time.monotonic()
+    ours = {t.txid for b in batches for t in b}
+    times = sorted(tracker.committed[t][1] for t in ours if t in tracker.committed)
+    n = len(times)
+    # Busy window: from the first to the last commit of our transactions.
+    span = (times[-1] - t_start) if times else float("nan")
+    tps = n / span if times else 0.0
+    lat = latencies(ss, tracker)
+    return {
+        "senders": senders, "txs_offered": senders * per_key, "txs_committed": n,
+        "visits_per_tx": visits_per_tx, "span_s": round(span, 3), "tx_per_s": round(tps, 1),
+        "visits_per_s": round(tps * visits_per_tx, 1), "wall_s": round(t_end - t_start, 2),
+        "latency_p50_ms": round(pct(lat, 0.5) * 1000, 1), "latency_p99_ms": round(pct(lat, 0.99) * 1000, 1),
+        "offered_rate": rate, "to_leader": to_leader, "presign_s": round(sign_s, 2), "errors": summary_errors(ss),
+        "blocks": len(tracker.blocks),
+    }
+
+
+async def bench_throughput(quick: bool) -> dict[str, Any]:
+    senders = 32
+    with Cluster(submitters=senders, rules=False) as cl:
+        cl.start()
+        await wait_leader(cl, timeout=60)
+        per_key = 150 if quick else 600
+        tx = await offered_load(cl, senders=senders, per_key=per_key, seconds=60 if quick else 120)
+        tx_leader = await offered_load(cl, senders=senders, per_key=per_key, seconds=60 if quick else 120,
+                                       to_leader=True)
+        # Blocks must stay under the RPC frame limit (4 MiB) for the tracker's chain.block:
+        # 8 senders x 2 in flight x 2,000 visits (~120 kB per tx) ≈ 2 MB per block at most.
+        vis = await offered_load(cl, senders=8, per_key=10 if quick else 30, visits_per_tx=2000,
+                                 seconds=60, window=2)
+        lat_rtt = await bound_stream_rtt(cl.addr(cl.names[0]))
+    rec = bound_recover()
+    return {"tx": tx, "tx_to_leader": tx_leader, "visit_batches": vis, "bound_recover_per_s_1core": round(rec),
+            "bound_rpc_rtt_ms": round(lat_rtt * 1000, 3)}
+
+
+async def bench_latency(quick: bool, max_tps: float | None) -> dict[str, Any]:
+    senders = 32
+    with Cluster(submitters=senders, rules=False) as cl:
+        cl.start()
+        await wait_leader(cl, timeout=60)
+        if max_tps is None:
+            probe = await offered_load(cl, senders=senders, per_key=100 if quick else 300, seconds=60)
+            max_tps = probe["tx_per_s"]
+        rate = max(50.0, max_tps / 2)
+        secs = 10 if quick else 20
+        per_key = max(1, int(rate * secs / senders))
+        res = await offered_load(cl, senders=senders, per_key=per_key, rate=rate, seconds=secs + 30)
+        res_leader = await offered_load(cl, senders=senders, per_key=per_key, rate=rate, seconds=secs + 30,
+                                        to_leader=True)
+        rtt = await bound_stream_rtt(cl.addr(cl.names[0]))
+    return {"max_tx_per_s": max_tps, "half_load": res, "half_load_to_leader": res_leader,
+            "bound_rpc_rtt_ms": round(rtt * 1000, 3)}
+
+
+async def bench_failover(trials: int) -> dict[str, Any]:
+    from p2pmkt.client import open_client
+
+    senders = 8
+    out: list[float] = []
+    elections: list[float] = []
+    stuck: str | None = None
+    tails: dict[str, str] = {}
+    with Cluster(submitters=senders, rules=False) as cl:
+        cl.start()
+        leader = await wait_leader(cl, timeout=60)
+        keys = [submitter_key(i) for i in range(senders)]
+        batches = presign(keys, cl.net.chain_id, 400 * max(1, trials // 5))
+        tracker = Tracker()
+        alive = list(cl.names)
+        ss = [Sender(txs, rate=20) for txs in batches]
+
+        def live() -> list[str]:
+            return [n for n in cl.names if n in alive]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_tracker, cl, tracker, live)
+            for s in ss:
+                nursery.start_soon(run_sender, cl, s, tracker, live)
+            for _ in range(trials):
+                try:
+                    leader = await wait_leader(cl, timeout=60)
+                except trio.TooSlowError as exc:
+                    stuck = str(exc)
+                    tails = {n: cl.log_tail(n, 6) for n in cl.names}
+                    break
+                h = tracker.height
+                with trio.move_on_after(20) as flow:
+                    while tracker.height <= h:  # load flows: a block after the last one
+                        await tracker.changed.wait()
+                if flow.cancelled_caught:
+                    stuck = f"no block for 20 s before trial {len(out) + 1} (height {h}, leader {leader})"
+                    tails = {n: cl.log_tail(n, 6) for n in cl.names}
+                    break
+                alive.remove(leader)
+                survivor = live()[0]
+                async with open_client(cl.addr(survivor)) as c:
+                    base = int((await c.head()).height)
+                    t_kill = time.monotonic()
+                    cl.kill(leader)
+                    with trio.move_on_after(30) as wait:
+                        while int((await c.head()).height) <= base:  # noqa: ASYNC110 - remote
+                            await trio.sleep(0.005)  # polling the survivor's head, with a deadline
+                    if wait.cancelled_caught:
+                        stuck = f"no block 30 s after killing leader {leader} (trial {len(out) + 1})"
+                        tails = {n: cl.log_tail(n, 6) for n in cl.names}
+                        break
+                    out.append(time.monotonic() - t_kill)
+                new = await wait_leader(cl, live(), timeout=30, connected=False, exclude=leader)
+                elections.append(time.monotonic() - t_kill)
+                assert new != leader
+                cl.start([leader])
+                alive.append(leader)
+            nursery.cancel_scope.cancel()
+    return {"trials": len(out), "kill_to_next_block_p50_ms": round(pct(out, 0.5) * 1000, 1),
+            "kill_to_next_block_p99_ms": round(pct(out, 0.99) * 1000, 1),
+            "kill_to_next_block_max_ms": round(max(out, default=float("nan")) * 1000, 1),
+            "samples_ms": [round(x * 1000) for x in out],
+            "election_timeout_ms": 50 * 10, "conflicts": len(tracker.conflicts),
+            "stopped_early": stuck, "log_tails": tails if stuck else {}}
+
+
+async def bench_catchup(blocks: int, budget: float) -> dict[str, Any]:
+    """Blocks are made fast with a 20 ms block interval and a sender keeping 2 txs in flight.
+
+    (A 5 ms interval makes the leader re-propose at an unchanged height after 250 ms without a
+    commit, which exposed the catch-up fork reported in issue 8.)
+    """
+    from p2pmkt.client import open_client
+
+    with Cluster(submitters=1, rules=False, params={"block_interval_ms": 20}) as cl:
+        cl.start()
+        leader = await wait_leader(cl, timeout=60)
+        victim = next(n for n in cl.names if n != leader)
+        others = [n for n in cl.names if n != victim]
+        cl.kill(victim)
+        async with open_client(cl.addr(leader)) as c:
+            base = int((await c.head()).height)
+        tracker = Tracker(height=base)
+        s = Sender(presign([submitter_key(0)], cl.net.chain_id, blocks)[0], window=2)
+        t0 = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_tracker, cl, tracker, lambda: others)
+            nursery.start_soon(run_sender, cl, s, tracker, lambda: [leader])
+            with trio.move_on_after(budget):
+                while tracker.height - base < blocks:
+                    await tracker.changed.wait()
+            nursery.cancel_scope.cancel()
+        make_s = time.monotonic() - t0
+        async with open_client(cl.addr(leader)) as c:
+            target = int((await c.head()).height)
+        t_restart = cl.start([victim])
+        h = h0 = -1
+        t_h0 = t_restart
+        with trio.move_on_after(120) as scope:
+            while True:
+                try:
+                    async with open_client(cl.addr(victim)) as v:
+                        h0 = int((await v.head()).height)
+                        t_h0 = time.monotonic()
+                        while (h := int((await v.head()).height)) < target:  # noqa: ASYNC110 - remote
+                            await trio.sleep(0.02)  # polling the rejoining node's head
+                        break
+                except Exception as exc:
+                    if isinstance(exc, trio.Cancelled):
+                        raise
+                    await trio.sleep(0.05)  # not serving yet
+        if scope.cancelled_caught:
+            return {"error": f"{victim} stuck at height {h} of {target} 120 s after restart",
+                    "log_tail": cl.log_tail(victim, 5)}
+        done = time.monotonic()
+    return {"blocks_missed": target - base, "make_s": round(make_s, 1),
+            "make_blocks_per_s": round((target - base) / make_s, 1),
+            "rejoin_height_when_serving": h0, "target": target, "reached": h,
+            "catchup_s_from_restart": round(done - t_restart, 2),
+            "catchup_s_from_serving": round(done - t_h0, 2),
+            "blocks_per_s_from_restart": round((target - base) / (done - t_restart), 1),
+            "blocks_per_s_after_serving": round((target - h0) / max(done - t_h0, 1e-9), 1)}
+
+
+async def bench_memory(seconds: float) -> dict[str, Any]:
+    senders = 8
+    with Cluster(submitters=senders, rules=False) as cl:
+        cl.start()
+        await wait_leader(cl, timeout=60)
+        idle = {n: cl.rss_kib(n) for n in cl.names}
+        res = await offered_load(cl, senders=senders, per_key=int(100 * seconds / senders), rate=100,
+                                 seconds=seconds)
+        loaded = {n: cl.rss_kib(n) for n in cl.names}
+    return {"rss_idle_mib": {n: round(v / 1024, 1) for n, v in idle.items()},
+            "rss_after_load_mib": {n: round(v / 1024, 1) for n, v in loaded.items()},
+            "load": {k: res[k] for k in ("tx_per_s", "txs_committed", "span_s")}}
+
+
+async def bench_coldstart() -> dict[str, Any]:
+    from p2pmkt.client import open_client
+
+    with Cluster(submitters=1, rules=False) as cl:
+        t0 = cl.start()
+        serving: dict[str, float] = {}
+
+        async def one(name: str) -> None:
+            with trio.fail_after(60):
+                while True:
+                    try:
+                        async with open_client(cl.addr(name)) as c:
+                            await c.head()
+                            serving[name] = time.monotonic() - t0
+                            return
+                    except Exception as exc:
+                        if isinstance(exc, trio.Cancelled):
+                            raise
+                        await trio.sleep(0.02)  # not serving yet
+
+        async with trio.open_nursery() as nursery:
+            for n in cl.names:
+                nursery.start_soon(one, n)
+        leader = await wait_leader(cl, timeout=60, connected=False)
+        t_leader = time.monotonic() - t0
+        stx = presign([submitter_key(0)], cl.net.chain_id, 1)[0][0]
+        async with open_client(cl.addr(leader)) as c:
+            await c.submit_tx(stx)
+            await c.wait_tx_committed(stx.txid, timeout=30)
+        t_block = time.monotonic() - t0
+    return {"serving_s": {n: round(v, 2) for n, v in serving.items()},
+            "up_to_leader_s": round(t_leader, 2), "up_to_first_block_s": round(t_block, 2)}
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = []
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict) and not all(isinstance(v, (int, float)) for v in obj.values()):
+            for k, v in obj.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            lines.append(f"  {prefix:<48} {obj}")
+
+    walk("", results)
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    which = args.bench
+    out: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_avg": os.getloadavg(),
+                           "cpus": os.cpu_count()}
+    benches: list[tuple[str, Any]] = [
+        ("coldstart", bench_coldstart),
+        ("throughput", lambda: bench_throughput(args.quick)),
+        ("latency", lambda: bench_latency(args.quick, out.get("throughput", {}).get("tx", {}).get("tx_per_s"))),
+        ("failover", lambda: bench_failover(args.trials)),
+        ("catchup", lambda: bench_catchup(args.blocks, args.budget)),
+        ("memory", lambda: bench_memory(args.seconds)),
+    ]
+    for name, fn in benches:
+        if which not in ("all", name):
+            continue
+        t0 = time.monotonic()
+        try:
+            out[name] = await fn()
+        except Exception as exc:  # one failed benchmark must not lose the others' figures
+            out[name] = {"error": repr(exc)}
+        out[name]["bench_wall_s"] = round(time.monotonic() - t0, 1)
+        print(f"{name}: {json.dumps(out[name])}", flush=True)
+    out["load_avg_end"] = os.getloadavg()
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench", nargs="?", default="all",
+                    choices=["all", "throughput", "latency", "failover", "catchup", "memory", "coldstart"])
+    ap.add_argument("--quick", action="store_true", help="smaller runs")
+    ap.add_argument("--trials", type=int, default=10, help="failover trials (default 10)")
+    ap.add_argument("--blocks", type=int, default=10_000, help="catch-up: blocks to miss (default 10000)")
+    ap.add_argument("--budget", type=float, default=150.0, help="catch-up: seconds allowed to make them")
+    ap.add_argument("--seconds", type=float, default=20.0, help="memory: seconds of load")
+    args = ap.parse_args()
+    guard_signals()
+    res = trio.run(main, args)
+    print(table(res))
+    print(json.dumps(res))

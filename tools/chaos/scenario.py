@@ -1,0 +1,225 @@
+"""Fault-injection scenarios on a live local testnet and the invariants checked after each.
+
+Theory of operation
+-------------------
+A scenario runs steady transaction load (:mod:`tools.chaos.load`) against a
+:class:`~tools.chaos.cluster.Cluster` while it injects faults, one at a time:
+
+* ``kill``: SIGKILL a random node, let the rest commit, restart it;
+* ``kill-leader``: the same for the current leader;
+* ``pause``: SIGSTOP a minority node (one of four) and SIGCONT it later. This is the
+  partition fallback: the node is cut from everyone for the pause (network namespaces work on
+  this machine as root, but ``testnet init`` binds every node to 127.0.0.1, so a veth set-up
+  would need per-node addresses; see the report of issue 8). Checked: the paused node's head
+  does not move while isolated, the majority keeps committing, and when it returns (a deposed
+  leader, if it was one) nothing it proposes conflicts with the majority's chain.
+
+After the faults the load drains (every submitted transaction commits, with a deadline) and
+:func:`check_invariants` verifies, over RPC only:
+
+1. no height ever had two blocks: every ``height → hash`` any node reported during the run
+   (the tracker records them all) agrees, and all nodes agree at every height at the end;
+2. every transaction acknowledged as committed to a client (the tracker saw it in a block a
+   node reported) is in the final chain, at the height it was acknowledged at, on every node;
+3. all nodes reach the same head; since each header carries its parent's state root
+   (``Header.state``), equal block hashes at every height imply equal state roots below the
+   head.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from .cluster import Cluster, block_hashes, block_txids, submitter_key, wait_leader
+from .load import Sender, Tracker, presign, run_sender, run_tracker, summary_errors
+
+FAULTS = ("kill", "kill-leader", "pause")
+NETNS_FAULTS = ("cut", "cut-leader")
+
+
+@dataclass
+class Report:
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    acked: int = 0
+    final_height: int = 0
+    seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def ok(self) -> bool:
+        return not self.violations
+
+
+async def _head(cluster: Cluster, name: str) -> int | None:
+    from p2pmkt.client import open_client
+
+    try:
+        with trio.fail_after(2):
+            async with open_client(cluster.addr(name)) as c:
+                return int((await c.head()).height)
+    except Exception as exc:
+        if isinstance(exc, trio.Cancelled):
+            raise
+        return None
+
+
+async def _wait_blocks(tracker: Tracker, count: int, limit: float) -> bool:
+    """Wait until ``count`` more blocks are seen (False if not within ``limit`` seconds)."""
+    goal = tracker.height + count
+    with trio.move_on_after(limit):
+        while tracker.height < goal:
+            await tracker.changed.wait()
+        return True
+    return False
+
+
+async def inject(cluster: Cluster, kind: str, tracker: Tracker, alive: list[str], rng: random.Random,
+                 *, hold_blocks: int = 3) -> dict[str, Any]:
+    """One fault of ``kind``; returns what happened. The cluster is whole again on return."""
+    leader = await wait_leader(cluster, timeout=60)
+    victim = leader if kind == "kill-leader" else rng.choice(cluster.names)
+    record: dict[str, Any] = {"fault": kind, "node": victim, "was_leader": victim == leader,
+                              "height_before": tracker.height}
+    t0 = time.monotonic()
+    if kind in ("kill", "kill-leader"):
+        alive.remove(victim)
+        cluster.kill(victim)
+        record["majority_progressed"] = await _wait_blocks(tracker, hold_blocks, 30)
+        cluster.start([victim])
+        alive.append(victim)
+    elif kind == "pause":
+        before = await _head(cluster, victim)
+        alive.remove(victim)
+        cluster.pause(victim)
+        record["majority_progressed"] = await _wait_blocks(tracker, hold_blocks, 30)
+        # The frozen minority cannot move; what matters is what it does when it comes back.
+        record["minority_height_while_isolated"] = before
+        cluster.resume(victim)
+        alive.append(victim)
+    elif kind in ("cut", "cut-leader"):
+        if kind == "cut-leader":
+            victim = leader
+            record.update(node=victim, was_leader=True)
+        alive.remove(victim)
+        cluster.cut(victim)
+        before = await _head(cluster, victim)
+        record["majority_progressed"] = await _wait_blocks(tracker, hold_blocks, 30)
+        during = await _head(cluster, victim)
+        record["minority_heads"] = (before, during)
+        record["minority_committed"] = (during or 0) - (before or 0)
+        cluster.heal(victim)
+        alive.append(victim)
+    else:
+        raise ValueError(f"unknown fault {kind!r}; known: {FAULTS + NETNS_FAULTS}")
+    await wait_leader(cluster, timeout=60, connected=False)
+    t_back = time.monotonic()
+    try:
+        await wait_leader(cluster, timeout=30, connected=True)
+        record["reconnected_s"] = round(time.monotonic() - t_back, 2)
+    except trio.TooSlowError as exc:
+        record["reconnected_s"] = None  # reported, not an invariant: see Report.warnings
+        record["not_reconnected"] = str(exc)
+    record["seconds"] = round(time.monotonic() - t0, 2)
+    return record
+
+
+async def check_invariants(cluster: Cluster, tracker: Tracker, report: Report, *, settle: float = 60) -> None:
+    """See the module docstring; appends to ``report.violations``."""
+    # All nodes reach one head (no load is running now).
+    heads: dict[str, int | None] = {}
+    with trio.move_on_after(settle):
+        while True:
+            heads = {n: await _head(cluster, n) for n in cluster.names}
+            vals = set(heads.values())
+            if None not in vals and len(vals) == 1 and max(vals) >= tracker.height:  # type: ignore[type-var]
+                break
+            await trio.sleep(0.1)  # polling remote heads, with a deadline
+    vals = set(heads.values())
+    if None in vals or len(vals) != 1:
+        report.violations.append(f"nodes did not converge on one head within {settle} s: {heads}")
+        top = min(v for v in vals if v is not None) if any(v is not None for v in vals) else 0
+    else:
+        top = int(next(iter(vals)))  # type: ignore[arg-type]
+    report.final_height = top
+    for h, old, new, src in tracker.conflicts:
+        report.violations.append(f"two blocks at height {h}: {old.hex()[:16]} and {new.hex()[:16]} (from {src})")
+    per_node = {}
+    for n in cluster.names:
+        per_node[n] = await block_hashes(cluster.addr(n), 1, top)
+    ref = per_node[cluster.names[0]]
+    for n, hs in per_node.items():
+        diff = [h for h in range(1, top + 1) if hs.get(h) != ref.get(h)]
+        if diff:
+            report.violations.append(f"{n} differs from {cluster.names[0]} at heights {diff[:10]}")
+    for h, bh in tracker.hashes.items():
+        if h <= top and ref.get(h) != bh:
+            report.violations.append(f"height {h}: acknowledged hash {bh.hex()[:16]} is not in the final chain")
+    # Acknowledged transactions are in the final chain at the height they were acknowledged at.
+    txs = await block_txids(cluster.addr(cluster.names[0]), 1, top)
+    where = {t: h for h, (_bh, ids) in txs.items() for t in ids}
+    lost = [(t, h) for t, (h, _) in tracker.committed.items() if where.get(t) != h]
+    report.acked = len(tracker.committed)
+    if lost:
+        report.violations.append(f"{len(lost)} acknowledged transactions not in the final chain where "
+                                 f"acknowledged, e.g. {lost[0][0].hex()[:16]} at {lost[0][1]}")
+
+
+async def run_scenario(
+    cluster: Cluster, *, faults: list[str], senders: int = 4, rate: float = 40.0,
+    seed: int = 1, drain: float = 60.0, log: Callable[[str], Any] = print,
+) -> Report:
+    """Load + ``faults`` in order + drain + invariants. The cluster must be started."""
+    rng = random.Random(seed)
+    report = Report()
+    t0 = time.monotonic()
+    await wait_leader(cluster, timeout=60)
+    keys = [submitter_key(i) for i in range(senders)]
+    per_key = int(rate / senders * (30 + 30 * len(faults)))  # more than needed: see stop_offering
+    batches = presign(keys, cluster.net.chain_id, per_key)
+    tracker = Tracker()
+    alive = list(cluster.names)
+    ss = [Sender(txs, rate=rate / senders, window=32) for txs in batches]
+
+    def live() -> list[str]:
+        names = [n for n in cluster.names if n in alive]
+        rng.shuffle(names)
+        return names
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_tracker, cluster, tracker, live)
+        async with trio.open_nursery() as load:
+            for s in ss:
+                load.start_soon(run_sender, cluster, s, tracker, live)
+            await _wait_blocks(tracker, 2, 30)
+            for kind in faults:
+                rec = await inject(cluster, kind, tracker, alive, rng)
+                log(f"  fault {rec}")
+                report.faults.append(rec)
+                if rec.get("reconnected_s", 0) is None:
+                    report.warnings.append(f"not fully reconnected 30 s after {kind}: {rec['not_reconnected']}")
+                if rec.get("minority_committed"):
+                    report.violations.append(f"the isolated minority committed blocks: {rec}")
+                if not rec.get("majority_progressed", True):
+                    report.violations.append(f"the majority committed nothing during {rec}")
+            # Drain: stop offering new load; everything already submitted must commit.
+            for s in ss:
+                s.stop_offering()
+            with trio.move_on_after(drain):
+                while any(s.done < len(s.txs) for s in ss):
+                    await tracker.changed.wait()
+            load.cancel_scope.cancel()
+        missing = sum(len(s.txs) - s.done for s in ss)
+        if missing:
+            report.violations.append(f"{missing} submitted transactions never committed within {drain} s of draining")
+        nursery.cancel_scope.cancel()
+    report.errors = summary_errors(ss)
+    await check_invariants(cluster, tracker, report)
+    report.seconds = round(time.monotonic() - t0, 1)
+    return report
