@@ -44,6 +44,9 @@ from p2pmkt.node.metrics import NodeMetrics
 
 log = logging.getLogger("p2pmkt.node")
 
+CATCH_UP_GAP = 5
+"""Blocks a node may trail an announced head by before it fetches from peers."""
+
 BUNDLE_WAIT = 0.2
 """Seconds a gossip bundle of transactions may wait to fill before it is published."""
 
@@ -342,7 +345,9 @@ async def _blocks_in(net: Any, app: Any) -> None:
     if net.gossip is None:
         return
     async for block in net.gossip.blocks:
-        if block.height > app.chain.head().height + 1:
+        # A node a block or two behind is just busy applying what Raft delivered; only a
+        # real gap (a missed snapshot, a long pause) is worth fetching from peers.
+        if block.height > app.chain.head().height + CATCH_UP_GAP:
             app.target_height = max(app.target_height, block.height)
 
 
