@@ -128,7 +128,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _market_query(args: argparse.Namespace) -> int:
-    from p2pmkt.cli.console import _readable
+    from p2pmkt.cli.console import readable
 
     client, _ = _connect(args)
     with client:
@@ -141,7 +141,7 @@ def _market_query(args: argparse.Namespace) -> int:
             result = client.market_history(args.merchant, limit=args.limit)
         else:
             result = client.reports(args.merchant, limit=args.limit)
-    json.dump(_readable(result), sys.stdout, indent=2, default=str)
+    json.dump(readable(result), sys.stdout, indent=2, default=str)
     print()
     return 0
 
@@ -165,9 +165,9 @@ def _market_update(args: argparse.Namespace) -> int:
         })
     finally:
         client.close()
-    from p2pmkt.cli.console import _readable
+    from p2pmkt.cli.console import readable
 
-    print(json.dumps(_readable(status)))
+    print(json.dumps(readable(status)))
     return 0 if status.get("status") == "committed" else 1
 
 

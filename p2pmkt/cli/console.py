@@ -41,17 +41,17 @@ def _pretty(value: Any) -> None:
         return
     from rich.pretty import pprint
 
-    pprint(_readable(value), expand_all=False)
+    pprint(readable(value), expand_all=False)
 
 
-def _readable(value: Any) -> Any:
+def readable(value: Any) -> Any:
     """Byte strings print as hex (addresses, hashes), which is what people compare."""
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, dict):
-        return {k: _readable(v) for k, v in value.items()}
+        return {k: readable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_readable(v) for v in value]
+        return [readable(v) for v in value]
     return value
 
 

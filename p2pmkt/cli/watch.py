@@ -33,7 +33,7 @@ async def _info(addr: str, limit: float = 3.0) -> dict[str, Any] | None:
         with trio.fail_after(limit):
             async with open_client(addr) as c:
                 return (await c.info()).to_wire()
-    except (trio.TooSlowError, P2pmktError, OSError, Exception):
+    except Exception:  # a node that does not answer, for whatever reason, is "not answering"
         return None
 
 
@@ -115,23 +115,25 @@ class RemoteSubmitter:
     """A :class:`p2pmkt.node.workload.Submitter` over one client connection."""
 
     def __init__(self, client: Any, chain_id: str) -> None:
+        from p2pmkt.node.workload import NonceBook
+
         self.client = client
         self.chain_id = chain_id
-        self._next: dict[bytes, int] = {}
+
+        async def fetch(address: bytes) -> int:
+            acct = await client.call("account.get", {"address": bytes(address)})
+            return int(acct["pending_nonce"])
+
+        self.nonces = NonceBook(fetch)
 
     async def submit(self, key: Any, kind: str, payload: dict[str, Any]) -> bytes:
         from p2pmkt.chain.tx import make_tx
 
-        addr = bytes(key.address)
-        nonce = self._next.get(addr)
-        if nonce is None:
-            acct = await self.client.call("account.get", {"address": addr})
-            nonce = int(acct["pending_nonce"])
-        self._next[addr] = nonce + 1
+        nonce = await self.nonces.take(key.address)
         try:
             return bytes(await self.client.submit_tx(make_tx(key, self.chain_id, nonce, kind, payload)))
         except Exception:
-            self._next.pop(addr, None)
+            self.nonces.forget(key.address)
             raise
 
     async def marketing(self, merchant: str) -> Any:
@@ -208,9 +210,10 @@ async def _poll_loop(net: Testnet, st: LiveState, merchants: list[str], targets:
     from p2pmkt.client import open_client
 
     entry = net.nodes[0]
-    async with open_client(entry.multiaddr) as c:
+    async with open_client(entry.multiaddr) as c, trio.open_nursery() as nursery:
+        for e in net.nodes:
+            nursery.start_soon(_watch_node, e.name, e.multiaddr, st)
         while True:
-            st.nodes = await _infos(net)
             for m in merchants:
                 reports = await c.reports(m, limit=1)
                 info = await c.market_info(m)
@@ -227,6 +230,22 @@ async def _poll_loop(net: Testnet, st: LiveState, merchants: list[str], targets:
                     else:
                         row.update(indicator=f"{r['indicator']}#{r['n']}", value=r["error"], status="failed")
             await trio.sleep(0.5)  # refresh period of the view
+
+
+async def _watch_node(name: str, addr: str, st: LiveState) -> None:
+    """Keep one connection to a node and refresh what it says of itself (reconnect if lost)."""
+    from p2pmkt.client import open_client
+
+    while True:
+        try:
+            async with open_client(addr) as c:
+                while True:
+                    with trio.fail_after(3):
+                        st.nodes[name] = (await c.info()).to_wire()
+                    await trio.sleep(0.5)  # refresh period of the view
+        except Exception:  # node down or not answering: show it so, try again shortly
+            st.nodes[name] = None
+            await trio.sleep(1.0)  # back-off before reconnecting
 
 
 async def _block_feed(net: Testnet, st: LiveState) -> None:

@@ -244,23 +244,25 @@ class ChainService:
         return Applied(result=result, head=head, seconds=elapsed)
 
     def apply_bytes(self, data: bytes) -> Applied | None:
-        """Apply a committed Raft entry; a block that is invalid here is skipped (None).
-
-        Every node skips the same blocks: validity depends only on the block and the chain.
-        """
+        """Decode and apply a committed Raft entry; a block malformed or invalid here is
+        skipped (None). Every node skips the same blocks: validity depends only on the block
+        and the chain."""
         try:
             block = decode_block(data, max_size=self.genesis.params.max_block_bytes)
+        except P2pmktError as exc:
+            self.metrics.reject(exc.reason, "block")
+            log.warning(kv("block_skipped", reason=exc.reason, message=str(exc)))
+            return None
+        return self.apply_committed(block)
+
+    def apply_committed(self, block: Block) -> Applied | None:
+        """:meth:`apply` for a block Raft committed: one that is invalid here is skipped (None)."""
+        try:
             return self.apply(block)
         except InvalidBlock as exc:
             self.metrics.reject(exc.reason, "block")
             log.info(kv("block_skipped", reason=exc.reason, message=str(exc)))
             return None
-        except P2pmktError as exc:
-            if exc.reason in ("decode",):
-                self.metrics.reject(exc.reason, "block")
-                log.warning(kv("block_skipped", reason=exc.reason, message=str(exc)))
-                return None
-            raise
 
     def _nonce_of(self, address: Address) -> int:
         return account_nonce(self.store, address)

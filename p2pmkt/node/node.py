@@ -70,34 +70,6 @@ class ChainBlocks:
         return out
 
 
-class NodeSubmitter:
-    """The node's own agents submit through the same path as RPC clients (pool + gossip)."""
-
-    def __init__(self, api: ChainApi, chain: ChainService) -> None:
-        from p2pmkt.node.workload import LocalSubmitter, NonceBook
-
-        self.api = api
-        self.chain = chain
-        self._local = LocalSubmitter(chain)
-        self.nonces = NonceBook(chain.pending_nonce)
-
-    async def submit(self, key: PrivateKey, kind: str, payload: dict[str, Any]) -> bytes:
-        from p2pmkt.chain.tx import make_tx
-
-        nonce = self.nonces.take(key.address)
-        stx = make_tx(key, self.chain.genesis.chain_id, nonce, kind, payload)
-        try:
-            return await self.api.submit_tx(stx.encode())
-        except P2pmktError:
-            self.nonces.forget(key.address)
-            raise
-
-    async def marketing(self, merchant: str) -> Any:
-        return await self._local.marketing(merchant)
-
-    async def indicator(self, merchant: str, name: str) -> Any:
-        return await self._local.indicator(merchant, name)
-
 
 async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a node until cancelled. ``task_status.started(info)`` once it serves RPC, with
@@ -406,7 +378,7 @@ async def _reconcile_membership(driver: Any, chain: ChainService, members: Any) 
 
 async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key: PrivateKey,
                      roles: tuple[str, ...], reports: trio.MemoryReceiveChannel[Report]) -> None:
-    from p2pmkt.node.workload import MerchantAgent, run_agent
+    from p2pmkt.node.workload import LocalSubmitter, MerchantAgent, run_agent
 
     merchants = [scope for role, scope in map(parse_role, roles) if role == "merchant-tech"]
     if not merchants:
@@ -415,7 +387,9 @@ async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key
     assert config.agent.rules is not None
     agent = MerchantAgent.from_text(merchants[0], config.agent.rules.read_text())
     log.info(kv("agent_started", merchant=merchants[0], rules=str(config.agent.rules)))
-    await run_agent(agent, reports, NodeSubmitter(api, chain), key)
+    # Through the node's RPC path, so the agent's updates are forwarded and gossiped too.
+    submitter = LocalSubmitter(chain, send=lambda stx: api.submit_tx(stx.encode()))
+    await run_agent(agent, reports, submitter, key)
 
 
 def run_node_main(config_path: Path) -> int:

@@ -7,7 +7,7 @@ entries arrive in log order; each normal entry holds one encoded block:
 
 * height <= head: a duplicate or a stale block of a deposed leader — skipped (every node skips
   the same entries, since every node applies the same log from the same genesis);
-* height == head + 1: applied through :meth:`ChainService.apply_bytes`, which itself skips a
+* height == head + 1: applied through :meth:`ChainService.apply_committed`, which itself skips a
   block that fails its checks (wrong parent, bad signature, proposer not a validator);
 * after restoring a Raft snapshot taken at chain height ``floor`` this node lacks blocks up to
   ``floor``; :meth:`wants` names them and the catch-up task fetches them from peers over
@@ -20,19 +20,20 @@ entries arrive in log order; each normal entry holds one encoded block:
 
 A Raft snapshot is just ``{"height", "hash"}`` of the chain head: chain state is rebuilt from
 blocks, never shipped whole. ``last_applied`` is persisted after each applied batch, in its own
-small write; reporting a lower index after a crash is harmless because re-applied entries are
-skipped by height.
+small write, at most once a second; reporting a lower index after a crash is harmless because
+re-applied entries are skipped by height.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from p2pmkt.chain.block import decode_block
+from p2pmkt.chain.block import Block, decode_block
 from p2pmkt.errors import P2pmktError
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import kv
@@ -45,6 +46,7 @@ log = logging.getLogger("p2pmkt.raft_app")
 _U64 = struct.Struct(">Q")
 _APPLIED_KEY = b"raft_applied"
 MAX_BUFFERED = 10_000
+APPLIED_PERSIST_EVERY = 1.0  # seconds
 
 
 class ChainApp:
@@ -64,7 +66,8 @@ class ChainApp:
         with env.begin(db=self._db) as txn:
             raw = txn.get(_APPLIED_KEY)
         self._applied = _U64.unpack(bytes(raw))[0] if raw is not None else 0
-        self._pending: deque[tuple[int, bytes]] = deque()  # (height, block) in log order
+        self._persisted_at = -APPLIED_PERSIST_EVERY
+        self._pending: deque[Block] = deque()  # decoded block entries, in log order
         self.floor = 0  # chain height of the last restored snapshot
         self.target_height = 0  # catch-up goal (snapshot floor or a head announced by gossip)
         self.leader: NodeId | None = None
@@ -80,8 +83,13 @@ class ChainApp:
             if e.kind == EntryKind.NORMAL and e.data:
                 self._block(e.data)
             self._applied = e.index
-        with self._env.begin(db=self._db, write=True) as txn:
-            txn.put(_APPLIED_KEY, _U64.pack(self._applied))
+        # At most once per APPLIED_PERSIST_EVERY: each write is a synced LMDB commit on the
+        # hot path, and reporting a lower index after a crash is harmless (see above).
+        now = time.monotonic()
+        if now - self._persisted_at >= APPLIED_PERSIST_EVERY:
+            self._persisted_at = now
+            with self._env.begin(db=self._db, write=True) as txn:
+                txn.put(_APPLIED_KEY, _U64.pack(self._applied))
 
     def snapshot(self) -> bytes:
         head = self.chain.head()
@@ -109,48 +117,48 @@ class ChainApp:
 
     def _block(self, data: bytes) -> None:
         try:
-            height = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes).height
+            block = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes)
         except P2pmktError as exc:
             self.chain.metrics.reject(exc.reason, "raft")
             log.warning(kv("raft_entry_skipped", reason=exc.reason, message=str(exc)))
             return
+        height = block.height
         if height <= self.floor:
             return  # a re-proposal of a height committed before the snapshot
         if self._pending or self.chain.head().height < self.floor:
             if len(self._pending) < MAX_BUFFERED:
-                self._pending.append((height, data))
+                self._pending.append(block)
             else:  # too far behind to buffer: the rest comes from peers by height
                 self.target_height = max(self.target_height, height)
             self._drain()
             return
-        if not self._step(height, data):
-            self._pending.append((height, data))  # wait, in log order, for the gap to fill
+        if not self._step(block):
+            self._pending.append(block)  # wait, in log order, for the gap to fill
 
-    def _step(self, height: int, data: bytes) -> bool:
+    def _step(self, block: Block) -> bool:
         """The rule every node applies to the next block entry; False if it leaves a gap."""
-        head = self.chain.head().height
+        head, height = self.chain.head().height, block.height
         if height <= head:
             return True  # duplicate or stale: skipped identically everywhere
         if height > head + 1:
             self.target_height = max(self.target_height, height - 1)
             return False
-        self._apply(data)
+        self._apply(block)
         return True
 
     def _drain(self) -> int:
         """Run pending entries through :meth:`_step` once the head has reached the floor."""
         done = 0
         while self._pending and self.chain.head().height >= self.floor:
-            height, data = self._pending[0]
             before = self.chain.head().height
-            if not self._step(height, data):
+            if not self._step(self._pending[0]):
                 break
             self._pending.popleft()
             done += self.chain.head().height - before
         return done
 
-    def _apply(self, data: bytes) -> None:
-        applied = self.chain.apply_bytes(data)
+    def _apply(self, block: Block) -> None:
+        applied = self.chain.apply_committed(block)
         if applied is not None:
             self.on_applied(applied)
 
@@ -159,7 +167,7 @@ class ChainApp:
         head = self.chain.head().height
         end = max(self.target_height, self.floor)
         if self._pending and head >= self.floor:
-            end = max(end, self._pending[0][0] - 1)
+            end = max(end, self._pending[0].height - 1)
         return (head + 1, end) if end > head else None
 
     def offer(self, blocks: Sequence[Any]) -> int:

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
 
 from p2pmkt.agent import ReportView, RuleSet, decide, load_rules, note_fired
-from p2pmkt.chain.tx import make_tx
+from p2pmkt.chain.tx import SignedTransaction, make_tx
 from p2pmkt.crypto.keys import PrivateKey
-from p2pmkt.errors import Busy, InvalidTransaction, NonceError
+from p2pmkt.errors import Busy, InvalidTransaction, NonceError, P2pmktError
 from p2pmkt.market.model import IndicatorSpec, MarketingInfo, Report
 from p2pmkt.node.logs import kv
 
@@ -62,16 +62,20 @@ class Submitter(Protocol):
 
 
 class NonceBook:
-    """Next nonce per key, seeded from the chain and advanced locally as we submit."""
+    """Next nonce per key, asked of the chain once and advanced locally as we submit.
 
-    def __init__(self, fetch: Callable[[bytes], int]) -> None:
+    Every submitter (in-process, node agent, remote client) keeps one; ``fetch`` is how it
+    asks the chain for a key's next nonce counting pending transactions.
+    """
+
+    def __init__(self, fetch: Callable[[bytes], Awaitable[int]]) -> None:
         self._fetch = fetch
         self._next: dict[bytes, int] = {}
 
-    def take(self, address: bytes) -> int:
+    async def take(self, address: bytes) -> int:
         n = self._next.get(address)
         if n is None:
-            n = self._fetch(address)
+            n = await self._fetch(address)
         self._next[address] = n + 1
         return n
 
@@ -81,18 +85,29 @@ class NonceBook:
 
 
 class LocalSubmitter:
-    """A :class:`Submitter` straight into a ChainService (dev chain, tests)."""
+    """A :class:`Submitter` into a ChainService in this process (dev chain, node agents, tests).
 
-    def __init__(self, chain: Any) -> None:
+    By default a transaction is admitted straight into the chain's pool; a node's agents pass
+    ``send`` (the node's RPC path) so that their transactions are also forwarded and gossiped.
+    """
+
+    def __init__(self, chain: Any, *, send: Callable[[SignedTransaction], Awaitable[bytes]] | None = None) -> None:
         self.chain = chain
-        self.nonces = NonceBook(chain.pending_nonce)
+        self._send = send
+
+        async def fetch(address: bytes) -> int:
+            return int(chain.pending_nonce(address))
+
+        self.nonces = NonceBook(fetch)
 
     async def submit(self, key: PrivateKey, kind: str, payload: dict[str, Any]) -> bytes:
-        nonce = self.nonces.take(key.address)
+        nonce = await self.nonces.take(key.address)
         stx = make_tx(key, self.chain.genesis.chain_id, nonce, kind, payload)
         try:
+            if self._send is not None:
+                return await self._send(stx)
             self.chain.admit(stx, where="local")
-        except (Busy, InvalidTransaction):
+        except P2pmktError:
             self.nonces.forget(key.address)
             raise
         await trio.lowlevel.checkpoint()
