@@ -18,7 +18,7 @@ says so.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.net.host import Net, NetConfig, open_net
 from p2pmkt.net.rpc_stream import RpcStreamClient, open_rpc_stream
-from p2pmkt.rpc.methods import EVENT_KINDS
+from p2pmkt.rpc.methods import EVENT_KINDS, MAX_BATCH_TXS
 from p2pmkt.rpc.protocol import ErrorCode, Event, RpcError
 from p2pmkt.rpc.server import Head, NodeInfo, TxStatus
 
@@ -93,6 +93,27 @@ class Client:
         result = await self.call("tx.submit", {"tx": data})
         txid: bytes = result["txid"]
         return txid
+
+    async def submit_txs(
+        self, txs: Sequence[SignedTransaction | bytes], *, relay: bool = True
+    ) -> list[bytes | RpcError]:
+        """Submit many signed transactions in one round trip (``tx.submit_batch``).
+
+        Returns, in order, each transaction's txid or the :class:`RpcError` it was refused
+        with (the same error :meth:`submit_tx` raises). Sends chunks of at most
+        ``MAX_BATCH_TXS``.
+        """
+        out: list[bytes | RpcError] = []
+        datas = [t.encode() if isinstance(t, SignedTransaction) else bytes(t) for t in txs]
+        for i in range(0, len(datas), MAX_BATCH_TXS):
+            result = await self.call("tx.submit_batch",
+                                     {"txs": datas[i:i + MAX_BATCH_TXS], "relay": relay})
+            for r in result["results"]:
+                if "txid" in r:
+                    out.append(bytes(r["txid"]))
+                else:
+                    out.append(RpcError(int(r["code"]), str(r["message"]), {"reason": r["reason"]}))
+        return out
 
     async def tx(self, txid: bytes) -> TxStatus | None:
         """Status of a transaction; None if the node does not know it."""

@@ -11,6 +11,7 @@ and stalls (slowloris) is cut off after ``frame_timeout`` seconds.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import trio
@@ -30,7 +31,7 @@ class FramedStream:
     ) -> None:
         self._stream = stream
         self._buf = FrameBuffer(max_frame)
-        self._ready: list[bytes] = []
+        self._ready: deque[bytes] = deque()
         self.frame_timeout = frame_timeout
         self.write_lock = trio.Lock()
         self.peer_id: str = stream.muxed_conn.peer_id.to_base58()
@@ -59,7 +60,12 @@ class FramedStream:
                     raise StreamClosed("stream ended inside a frame (truncated)")
                 return None
             self._ready.extend(self._buf.feed(chunk))
-        return self._ready.pop(0)
+        return self._ready.popleft()
+
+    @property
+    def frame_ready(self) -> bool:
+        """True if :meth:`read_frame` will return without waiting for the peer."""
+        return bool(self._ready)
 
     async def _read(self) -> bytes:
         try:
@@ -79,6 +85,14 @@ class FramedStream:
             StreamClosed: the stream was closed or reset.
         """
         await self.write_raw(frame(payload))
+
+    async def write_frames(self, payloads: list[bytes]) -> None:
+        """Write several frames in one stream write (one muxer frame, one encryption).
+
+        Raises:
+            StreamClosed: the stream was closed or reset.
+        """
+        await self.write_raw(b"".join(map(frame, payloads)))
 
     async def write_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests use this to send hostile input)."""

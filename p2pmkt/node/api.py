@@ -154,9 +154,9 @@ class ChainApi:
         assert blk is not None
         return BlockRecord(height, blk.hash, raw)
 
-    async def submit_tx(self, data: bytes) -> bytes:
+    async def submit_tx(self, data: bytes, *, relay: bool = True) -> bytes:
         stx = self.chain.submit(data)
-        if self.on_submit is not None:
+        if relay and self.on_submit is not None:
             self.on_submit(stx)
         return stx.txid
 

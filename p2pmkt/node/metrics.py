@@ -11,6 +11,10 @@ rejected the input (``bad_signature``, ``bad_nonce``, ``permission_denied``, ``d
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -50,9 +54,33 @@ class NodeMetrics:
         self.peers = Gauge("p2pmkt_peers", "Connected peers", registry=r)
         self.raft_term = Gauge("p2pmkt_raft_term", "Current Raft term", registry=r)
         self.raft_leader = Gauge("p2pmkt_raft_is_leader", "1 when this node leads", registry=r)
+        self.gc_pause = Histogram(
+            "p2pmkt_gc_pause_seconds",
+            "Python garbage-collector pauses of the node's process, by generation",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.contract_fuel = Counter(
             "p2pmkt_contract_fuel", "Wasm fuel consumed by indicator contracts", registry=r
         )
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Observe every garbage collection's pause in :attr:`gc_pause`; returns the undo.
+
+        A full collection walks every live object; its pause stops the event loop (ticks,
+        heartbeats, RPC), so it belongs in the node's latency story."""
+        started = [0.0]
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self.gc_pause.labels(generation=str(info["generation"])).observe(
+                    time.perf_counter() - started[0])
+
+        gc.callbacks.append(callback)
+        return lambda: gc.callbacks.remove(callback)
 
     def reject(self, reason: str, where: str) -> None:
         self.rejected.labels(reason=reason, where=where).inc()

@@ -181,6 +181,12 @@ class RaftDriver:
         self._wake.set()
         return idx
 
+    def leader_lost(self) -> None:
+        """The leader's connection closed: elect a new one within a few ticks
+        (see :meth:`RaftCore.leader_lost`)."""
+        self.core.leader_lost()
+        self._wake.set()
+
     def transfer_leader(self, to: NodeId) -> None:
         self.core.transfer_leader(to)
         self._wake.set()

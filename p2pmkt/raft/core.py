@@ -163,6 +163,28 @@ class RaftCore:
         """Start an election now (tests, or an operator forcing one). Honours pre-vote."""
         self._hup(transfer=False)
 
+    def leader_lost(self) -> None:
+        """The transport saw the leader's connection close (its process died).
+
+        A follower stops trusting its lease and campaigns after 1 + (its rank among the other
+        voters) more ticks instead of a whole randomized election timeout, so a crashed
+        leader is replaced in a few ticks.
+        Liveness only: a wrong report costs at most a pre-vote round, because followers
+        that still hear from a live leader keep their lease and refuse it. A silent leader
+        (a host gone without closing its connections) is still found by the timeout."""
+        lost = self.leader
+        if self.role is StateRole.LEADER or lost is None:
+            return
+        self.leader = None
+        self.election_elapsed = max(self.election_elapsed, self.cfg.election_tick)
+        # Every follower hears of the loss at about the same moment; random delays would
+        # collide (split votes cost a whole timeout). Staggering by rank among the remaining
+        # voters gives each its own tick: the first to campaign usually wins, and the others
+        # reset their timers when they grant it their vote.
+        others = sorted(v for v in self.conf.voters if v != lost)
+        rank = others.index(self.id) if self.id in others else len(others)
+        self.randomized_election_timeout = self.election_elapsed + 1 + rank
+
     def step(self, m: Message) -> None:
         """Feed one message from a peer. Never raises for bad remote input: it drops it."""
         if m.to != self.id or m.frm == self.id:

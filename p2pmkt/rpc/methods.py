@@ -23,6 +23,8 @@ from p2pmkt.errors import RemoteError
 from p2pmkt.rpc.protocol import ErrorCode
 
 MAX_PAGE = 500
+MAX_BATCH_TXS = 1024
+"""Transactions one ``tx.submit_batch`` call may carry (the frame limit applies too)."""
 DEFAULT_PAGE = 50
 EVENT_KINDS = ("block", "report", "market")
 """Event kinds a subscription may ask for (docs/PROTOCOL.md §Events)."""
@@ -44,6 +46,8 @@ class Field:
     required: bool = True
     default: Any = None
     limit: int | None = None
+    max_items: int = 64
+    """Longest list a ``list[T]`` field accepts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,20 @@ METHODS: dict[str, MethodSpec] = {
              ErrorCode.PERMISSION_DENIED, ErrorCode.BUSY),
         ),
         MethodSpec(
+            "tx.submit_batch",
+            "Submit several signed transactions in one call (a node forwarding to the leader, or "
+            "a client with many to send); each is judged on its own, in order.",
+            (
+                Field("txs", "list[bytes]", f"signed transactions' wire bytes, at most "
+                      f"{MAX_BATCH_TXS}", max_items=MAX_BATCH_TXS),
+                Field("relay", "bool", "gossip the accepted ones (default true; a node forwarding "
+                      "transactions it already gossiped sends false)", required=False, default=True),
+            ),
+            (Field("results", "list[map]", "one per transaction, in order: {\"txid\": bytes32} "
+                   "when pooled (or already known), else {\"code\": uint, \"reason\": text, "
+                   "\"message\": text} with the error tx.submit would have answered"),),
+        ),
+        MethodSpec(
             "tx.get", "Where a transaction stands.",
             (Field("txid", "bytes32", "transaction id"),),
             (
@@ -179,7 +197,7 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
-def _type_ok(type_: str, value: Any, limit: int | None) -> bool:
+def _type_ok(type_: str, value: Any, limit: int | None, max_items: int = 64) -> bool:
     if type_ == "uint":
         ok = type(value) is int and 0 <= value < 2**63
         return ok and (limit is None or value <= limit)
@@ -195,7 +213,7 @@ def _type_ok(type_: str, value: Any, limit: int | None) -> bool:
         return isinstance(value, dict)
     if type_.startswith("list[") and type_.endswith("]"):
         inner = type_[5:-1]
-        return isinstance(value, list) and len(value) <= 64 and all(
+        return isinstance(value, list) and len(value) <= max_items and all(
             _type_ok(inner, v, limit) for v in value
         )
     raise AssertionError(f"unknown schema type {type_}")
@@ -219,8 +237,10 @@ def check_params(spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
             out[f.name] = f.default
             continue
         value = params[f.name]
-        if not _type_ok(f.type, value, f.limit):
+        if not _type_ok(f.type, value, f.limit, f.max_items):
             bound = f" (limit {f.limit})" if f.limit is not None else ""
+            if f.type.startswith("list["):
+                bound += f" (at most {f.max_items} items)"
             raise ParamsError(f"{spec.name}: parameter {f.name!r} must be {f.type}{bound}")
         out[f.name] = value
     if spec.exactly_one_of:

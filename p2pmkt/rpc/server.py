@@ -165,8 +165,8 @@ class NodeApi(Protocol):
         """Exactly one of ``height``/``hash`` is given. None if no such committed block."""
         ...
 
-    async def submit_tx(self, data: bytes) -> bytes:
-        """Decode, verify, pool and gossip a signed transaction; return its txid.
+    async def submit_tx(self, data: bytes, *, relay: bool = True) -> bytes:
+        """Decode, verify, pool and (if ``relay``) gossip a signed transaction; return its txid.
 
         Resubmitting a pooled or committed transaction returns its txid again.
         Raises DecodeError/InvalidTransaction/InvalidSignature/NonceError/PermissionDenied/Busy.
@@ -322,6 +322,15 @@ class RpcServerSession:
         if method == "tx.submit":
             txid = await api.submit_tx(p["tx"])
             return Reply(encode_result(rid, {"txid": txid}))
+        if method == "tx.submit_batch":
+            results: list[dict[str, Any]] = []
+            for data in p["txs"]:
+                try:
+                    results.append({"txid": await api.submit_tx(data, relay=p["relay"])})
+                except P2pmktError as exc:
+                    results.append({"code": int(error_code_for(exc)), "reason": exc.reason,
+                                    "message": exc.message})
+            return Reply(encode_result(rid, {"results": results}))
         if method == "tx.get":
             st = await api.tx_status(p["txid"])
             if st is None:

@@ -441,6 +441,9 @@ class SimConfig:
     conf_change: float = 0.02
     transfer: float = 0.01
     read_index: float = 0.05
+    leader_lost: float = 0.03
+    """Chance per step that a random node is told its leader's connection closed (true
+    after a crash, a false alarm otherwise): a liveness hint that must never break safety."""
     settle_steps: int = 150
 
 
@@ -537,6 +540,11 @@ def run_simulation(seed: int, cfg: SimConfig = SimConfig(), *, verbose: bool = F
                     cl.checker.on_read_request(ctx, cl)
                 except ProposalDropped:
                     pass
+        if chaos and rng.random() < cfg.leader_lost:
+            told = cl.nodes[NodeId(rng.choice(ids))]
+            if told.up:
+                told.c.leader_lost()
+                log(f"leader_lost told to {told.id}")
         if chaos and rng.random() < cfg.snapshot:
             n = rng.choice([*ids, spare])
             if cl.nodes[NodeId(n)].up:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from p2pmkt.errors import DecodeError, MempoolFull, NonceError
+from p2pmkt.errors import DecodeError, InvalidTransaction, MempoolFull, NonceError
 from p2pmkt.rpc import (
     METHODS,
     ClientSession,
@@ -23,6 +23,7 @@ from p2pmkt.rpc import (
     check_params,
     parse_request,
 )
+from p2pmkt.rpc.methods import MAX_BATCH_TXS
 from p2pmkt.rpc.protocol import encode_error, encode_event, encode_result
 from p2pmkt.rpc.server import (
     BlockRecord,
@@ -100,6 +101,7 @@ def test_check_params() -> None:
 class StubApi:
     def __init__(self) -> None:
         self.fail: Exception | None = None
+        self.relayed: list[bool] = []
 
     async def node_info(self) -> NodeInfo:
         return NodeInfo("c", "p", None, "v", (), 0, None, ())
@@ -110,9 +112,12 @@ class StubApi:
     async def block(self, *, height: int | None = None, hash: bytes | None = None) -> BlockRecord | None:
         return BlockRecord(1, b"h" * 32, b"blk") if height == 1 else None
 
-    async def submit_tx(self, data: bytes) -> bytes:
+    async def submit_tx(self, data: bytes, *, relay: bool = True) -> bytes:
         if self.fail:
             raise self.fail
+        if data == b"bad":
+            raise InvalidTransaction("not a transaction", reason="malformed")
+        self.relayed.append(relay)
         return b"t" * 32
 
     async def tx_status(self, txid: bytes) -> TxStatus | None:
@@ -161,6 +166,23 @@ async def test_dispatcher_results_and_errors() -> None:
         "code": ErrorCode.BAD_NONCE, "message": "nonce 2 used", "data": {"reason": "bad_nonce"}}
     api.fail = MempoolFull("full")
     assert (await answer(s, "tx.submit", {"tx": b"x"}))["error"]["code"] == ErrorCode.BUSY
+
+
+async def test_submit_batch_answers_each_transaction_in_order() -> None:
+    api = StubApi()
+    s = RpcServerSession(api)
+    res = (await answer(s, "tx.submit_batch", {"txs": [b"ok", b"bad", b"ok"], "relay": False}))["result"]
+    assert res["results"] == [
+        {"txid": b"t" * 32},
+        {"code": ErrorCode.INVALID_TX, "reason": "malformed", "message": "not a transaction"},
+        {"txid": b"t" * 32},
+    ]
+    assert api.relayed == [False, False]
+    await answer(s, "tx.submit_batch", {"txs": [b"ok"]})
+    assert api.relayed[-1] is True  # relay defaults to true
+    too_many = await answer(s, "tx.submit_batch", {"txs": [b"x"] * (MAX_BATCH_TXS + 1)})
+    assert too_many["error"]["code"] == ErrorCode.INVALID_PARAMS
+    assert f"at most {MAX_BATCH_TXS} items" in too_many["error"]["message"]
 
 
 async def test_dispatcher_parse_error_closes() -> None:

@@ -206,7 +206,9 @@ async def bench_failover(trials: int) -> dict[str, Any]:
         cl.start()
         leader = await wait_leader(cl, timeout=60)
         keys = [submitter_key(i) for i in range(senders)]
-        batches = presign(keys, cl.net.chain_id, 400 * max(1, trials // 5))
+        # Load for the whole run: 20 tx/s per sender, ~15 s per trial (a restart, an election
+        # and the wait for blocks). Running out of load once looked like a stalled network.
+        batches = presign(keys, cl.net.chain_id, 20 * 15 * (trials + 2))
         tracker = Tracker()
         alive = list(cl.names)
         ss = [Sender(txs, rate=20) for txs in batches]
@@ -257,6 +259,7 @@ async def bench_failover(trials: int) -> dict[str, Any]:
             "kill_to_next_block_p99_ms": round(pct(out, 0.99) * 1000, 1),
             "kill_to_next_block_max_ms": round(max(out, default=float("nan")) * 1000, 1),
             "samples_ms": [round(x * 1000) for x in out],
+            "kill_to_new_leader_seen_ms": [round(x * 1000) for x in elections],
             "election_timeout_ms": 50 * 10, "conflicts": len(tracker.conflicts),
             "stopped_early": stuck, "log_tails": tails if stuck else {}}
 
