@@ -10,8 +10,10 @@ codes against :class:`ContractRuntime`; ``p2pmkt.node`` hands it a
 
 The visit record format lives here too, because it is part of consensus and because the state
 machine should pack each visit **once, at ingest** (:func:`pack_visit`) and keep the 48-byte
-record beside the visit. Evaluating a window then costs one ``b"".join`` instead of 100k
-Python-level conversions (the 5 ms / 100k-visit budget of issue 3 leaves no room for those).
+record beside the visit. Evaluating a window then hands the runtime those records as they
+are (a list of 48-byte ``bytes``), and the runtime copies them into the contract's memory in
+cache-sized joins: no 100k Python-level conversions and no 4.8 MB intermediate object (the
+5 ms / 100k-visit budget of issue 3 leaves no room for either).
 
 Visit record (little-endian, :data:`VISIT_RECORD_SIZE` = 48 bytes, 8-byte aligned)::
 
@@ -183,7 +185,7 @@ class ContractRuntime(Protocol):
         self,
         code: bytes,
         code_hash: bytes,
-        visits: bytes | Sequence[VisitLike],
+        visits: bytes | Sequence[bytes] | Sequence[VisitLike],
         params: Mapping[str, int],
         *,
         fuel: int,
@@ -195,8 +197,9 @@ class ContractRuntime(Protocol):
             code: the module bytes as deployed.
             code_hash: ``sha256(code)``, the cache key for the compiled module (trusted: the
                 chain computed it at deploy).
-            visits: the window, either already packed (concatenated :func:`pack_visit`
-                records, the fast path) or as visit objects (packed here).
+            visits: the window, in chain order: its :func:`pack_visit` records as a
+                sequence of 48-byte ``bytes`` (what the state machine stores; the fast
+                path), or those records already concatenated, or visit objects (packed here).
             params: the indicator's integer parameters from its configuration.
             fuel: fuel budget for this execution (chain parameter).
             memory_bytes: linear-memory limit for this execution (chain parameter).

@@ -1,170 +1,199 @@
-"""Thin, fast calls into wasmtime's C API for the two ABI calls of an evaluation.
+"""Thin, fast calls into wasmtime's C API for the steps of one evaluation.
 
 Why this exists: ``Func.__call__`` re-reads the function type and boxes every argument through
 ``Val``; measured at 5.6 µs for a call without arguments and 22.8 µs with three i32 arguments
 (shared/notes/machine-limits.md, section 5). ``wasmtime_func_call_unchecked`` is 1.0-1.3 µs.
-An evaluation makes two calls, so this is the difference between meeting the 50 µs fixed
-overhead budget of issue 3 and not.
+``wasmtime.Store`` and the per-call ctypes objects of wasmtime-py's bindings (argument type
+checks, ``byref``, a fresh ``wasmtime_extern_t`` per export) add microseconds more. Issue 3
+allows 50 µs of fixed overhead per evaluation, ~40 of which wasmtime itself needs, so
+:class:`Evaluator` calls the C functions through prototypes that take plain addresses, with
+every buffer allocated once.
 
 Safety: the *unchecked* call trusts that the arguments match the function's signature. The
 runtime only calls exports whose types :func:`p2pmkt.contracts.runtime.WasmRuntime.check_code`
 verified (all i32), so the trust holds. Traps come back as ``wasmtime.Trap`` exactly as from
-the public API because we reuse wasmtime-py's own ``enter_wasm`` guard.
+the public API because we follow wasmtime-py's own ``enter_wasm`` protocol (re-raising a
+Python exception parked by a host function first).
 
 wasmtime is pinned exactly (pyproject), and tests/contracts exercise every function here, so
-a change of these private names fails loudly in CI rather than silently.
+a change of these C signatures or private names fails loudly in CI rather than silently.
 """
 
 from __future__ import annotations
 
 import ctypes
-from typing import Any, TypeAlias
+from typing import Any
 
-from wasmtime import Config, Engine, Instance, InstancePre, Store, Trap, WasmtimeError
+from wasmtime import Config, Engine, InstancePre, Trap, WasmtimeError
 from wasmtime import _bindings as _b
 from wasmtime import _ffi as ffi
 from wasmtime._func import maybe_raise_last_exn
 
-# The raw ctypes functions, without wasmtime-py's per-call Python wrappers.
-_export_get = _b._wasmtime_instance_export_get
-_memory_data_size = _b._wasmtime_memory_data_size
-_store_limiter = _b._wasmtime_store_limiter
-_set_fuel = _b._wasmtime_context_set_fuel
-_get_fuel = _b._wasmtime_context_get_fuel
-_pre_instantiate = _b._wasmtime_instance_pre_instantiate
-# wasmtime_memory_data again, as a separate function object returning the address as an int
-# (wasmtime-py's returns a uint8 pointer that needs a ctypes.cast per call).
-_memory_data = ctypes.CFUNCTYPE(
-    ctypes.c_void_p, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.POINTER(ffi.wasmtime_memory_t)
-)(("wasmtime_memory_data", _b.dll))
 _TrapPtr = ctypes.POINTER(ffi.wasm_trap_t)
+_ErrorPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _Raw4 = ffi.wasmtime_val_raw_t * 4
 _RawI32 = ctypes.c_int32 * (ctypes.sizeof(_Raw4) // 4)
 assert ctypes.sizeof(ffi.wasmtime_val_raw_t) == 16 and ffi.wasmtime_val_raw_t.i32.offset == 0
-# wasmtime_func_call_unchecked again, taking the argument slots as a plain buffer.
-_call_raw = ctypes.CFUNCTYPE(
-    ctypes.POINTER(ffi.wasmtime_error_t),
-    ctypes.POINTER(ffi.wasmtime_context_t),
-    ctypes.POINTER(ffi.wasmtime_func_t),
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.POINTER(_TrapPtr),
-)(("wasmtime_func_call_unchecked", _b.dll))
 _FUNC = ffi.WASMTIME_EXTERN_FUNC.value
 _MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
+_OF = ffi.wasmtime_extern_t.of.offset
 
-__all__ = [
-    "RawStore",
-    "call_i32",
-    "export_func",
-    "export_memory",
-    "exports",
-    "fuel",
-    "instantiate",
-    "memory_bounds",
-    "new_store",
-    "set_pooling_allocator",
-]
+__all__ = ["Evaluator", "handle", "set_pooling_allocator"]
+
+_P = ctypes.c_void_p
+_S = ctypes.c_size_t
 
 
-class RawStore:
-    """A wasmtime store owned through the C API: what one evaluation needs, nothing else.
+def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
+    """The C function ``name`` with plain ``void *``/integer arguments: no per-call type checks
+    and no ctypes objects per argument (addresses are passed as ints)."""
+    return ctypes.CFUNCTYPE(restype, *argtypes)((name, _b.dll))
 
-    ``wasmtime.Store`` costs a few microseconds more per store in its constructor and
-    accessors (issue 3's fixed-overhead budget is 50 us for the whole evaluation). It has no
-    user data and no WASI; host functions see it through their ``Caller`` as usual. Close it
-    as soon as the evaluation ends (``close`` is idempotent; the finaliser is a safety net).
+
+_c_store_new = _raw("wasmtime_store_new", _P, _P, _P, _P)
+_c_store_context = _raw("wasmtime_store_context", _P, _P)
+_c_store_limiter = _raw("wasmtime_store_limiter", None, _P, ctypes.c_int64, ctypes.c_int64,
+                        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
+_c_store_delete = _raw("wasmtime_store_delete", None, _P)
+_c_set_fuel = _raw("wasmtime_context_set_fuel", _P, _P, ctypes.c_uint64)
+_c_get_fuel = _raw("wasmtime_context_get_fuel", _P, _P, _P)
+_c_pre_instantiate = _raw("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
+_c_export_get = _raw("wasmtime_instance_export_get", ctypes.c_bool, _P, _P, ctypes.c_char_p, _S, _P)
+_c_call = _raw("wasmtime_func_call_unchecked", _P, _P, _P, _P, _S, _P)
+_c_memory_data = _raw("wasmtime_memory_data", _P, _P, _P)
+_c_memory_data_size = _raw("wasmtime_memory_data_size", _S, _P, _P)
+
+
+def handle(obj: Engine | InstancePre) -> int:
+    """The C pointer of ``obj`` as an int, for :meth:`Evaluator.open` and
+    :meth:`Evaluator.instantiate` (keep ``obj`` alive while the int is in use)."""
+    return ctypes.cast(obj.ptr(), ctypes.c_void_p).value or 0
+
+
+def _raise_trap(trap: int) -> None:
+    # The protocol of wasmtime-py's enter_wasm(): a Python exception raised by a host function
+    # is parked and re-raised first.
+    trap_obj = Trap._from_ptr(ctypes.cast(trap, _TrapPtr))
+    maybe_raise_last_exn()
+    raise trap_obj
+
+
+def _raise_error(error: int) -> None:
+    maybe_raise_last_exn()
+    raise WasmtimeError._from_ptr(ctypes.cast(error, _ErrorPtr))
+
+
+class Evaluator:
+    """One store at a time, driven through the C API with buffers allocated once.
+
+    ``wasmtime.Store``, ``Func.__call__`` and per-call ctypes objects cost microseconds each
+    (issue 3's fixed-overhead budget is 50 us for a whole evaluation), so this class keeps
+    the instance handle, the three export slots, the call argument slots, the trap slot and
+    the fuel slot for its lifetime and passes their addresses as plain ints. Exports are
+    bound by :meth:`bind` to three fixed slots: 0 the memory, 1 and 2 the two functions.
+
+    Not thread-safe (one per runtime, one runtime per thread). A store is opened by
+    :meth:`open` and must be closed with :meth:`close` (idempotent; also on garbage
+    collection) before the next one opens.
     """
 
-    __slots__ = ("_ctx", "_ptr")
+    __slots__ = ("_args", "_args_at", "_ctx", "_fuel", "_fuel_at", "_instance", "_instance_at",
+                 "_item_at", "_items", "_of", "_store", "_table_elements", "_trap", "_trap_at")
 
-    def __init__(self, engine: Engine) -> None:
-        self._ptr: Any = _store_new(engine.ptr(), None, _NO_FINALIZER)
-        self._ctx: Any = _store_context(self._ptr)
+    def __init__(self, *, table_elements: int) -> None:
+        self._table_elements = table_elements
+        self._store = 0
+        self._ctx = 0
+        self._instance = ffi.wasmtime_instance_t()
+        self._instance_at = ctypes.addressof(self._instance)
+        self._items = [ffi.wasmtime_extern_t() for _ in range(3)]
+        self._item_at = [ctypes.addressof(item) for item in self._items]
+        self._of = [at + _OF for at in self._item_at]
+        self._args = _RawI32()
+        self._args_at = ctypes.addressof(self._args)
+        self._trap = ctypes.c_void_p()
+        self._trap_at = ctypes.addressof(self._trap)
+        self._fuel = ctypes.c_uint64()
+        self._fuel_at = ctypes.addressof(self._fuel)
 
-    def _context(self) -> Any:
-        if self._ctx is None:
-            raise ValueError("already closed")
-        return self._ctx
-
-    def ptr(self) -> Any:
-        if self._ptr is None:
-            raise ValueError("already closed")
-        return self._ptr
+    def open(self, engine: int, *, memory_size: int, fuel: int) -> None:
+        """A fresh store (in the engine whose :func:`handle` is ``engine``) holding at most one
+        instance, memory and table, limited to ``memory_size`` bytes, with ``fuel``."""
+        if self._store:
+            raise ValueError("a store is already open")
+        store = _c_store_new(engine, None, None)
+        self._store = store
+        self._ctx = _c_store_context(store)
+        _c_store_limiter(store, memory_size, self._table_elements, 1, 1, 1)
+        error = _c_set_fuel(self._ctx, fuel)
+        if error:
+            self.close()
+            raise WasmtimeError._from_ptr(ctypes.cast(error, _ErrorPtr))
 
     def close(self) -> None:
-        ptr, self._ptr, self._ctx = self._ptr, None, None
-        if ptr is not None:
-            _store_delete(ptr)
+        store, self._store, self._ctx = self._store, 0, 0
+        if store:
+            _c_store_delete(store)
 
     def __del__(self) -> None:
         self.close()
 
+    def instantiate(self, pre: int) -> None:
+        """Instantiate the ``InstancePre`` whose :func:`handle` is ``pre`` in the open store.
 
-AnyStore: TypeAlias = Store | RawStore
-_store_new = _b._wasmtime_store_new
-_store_context = _b._wasmtime_store_context
-_store_delete = _b._wasmtime_store_delete
-_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+        Raises:
+            wasmtime.Trap: the start function trapped (or a host function raised).
+            wasmtime.WasmtimeError: instantiation failed (limits, pool full).
+        """
+        error = _c_pre_instantiate(pre, self._ctx, self._instance_at, self._trap_at)
+        self._check(error)
 
+    def bind(self, memory: bytes, first: bytes, second: bytes) -> bool:
+        """Look up the memory export and two function exports; False if one is missing."""
+        ctx, inst, items, at = self._ctx, self._instance_at, self._items, self._item_at
+        return bool(
+            _c_export_get(ctx, inst, memory, len(memory), at[0]) and items[0].kind == _MEMORY
+            and _c_export_get(ctx, inst, first, len(first), at[1]) and items[1].kind == _FUNC
+            and _c_export_get(ctx, inst, second, len(second), at[2]) and items[2].kind == _FUNC
+        )
 
-def new_store(engine: Engine, *, memory_size: int, table_elements: int, fuel: int) -> RawStore:
-    """A store holding at most one instance, one memory and one table, with ``fuel``.
+    def call(self, slot: int, *args: int) -> int:
+        """Call bound function ``slot`` (1 or 2; signature ``(i32 x len(args)) -> i32``).
 
-    The same as ``Store(engine)`` + ``set_limits(...)`` + ``set_fuel(fuel)`` without the
-    Python wrappers (every evaluation makes one).
-    """
-    store = RawStore(engine)
-    _store_limiter(store.ptr(), memory_size, table_elements, 1, 1, 1)
-    error = _set_fuel(store._context(), fuel)
-    if error:
-        store.close()
-        raise WasmtimeError._from_ptr(error)
-    return store
+        Raises:
+            wasmtime.Trap: the call trapped (including running out of fuel).
+            wasmtime.WasmtimeError: wasmtime refused the call.
+        """
+        raw = self._args
+        # Four 16-byte wasmtime_val_raw_t slots seen as int32s: an i32 lives in the first four
+        # bytes of its slot (little-endian union), so slot i is element 4 * i.
+        for i, arg in enumerate(args):
+            raw[4 * i] = arg
+        error = _c_call(self._ctx, self._of[slot], self._args_at, 4, self._trap_at)
+        if error or self._trap.value:
+            self._check(error)
+        return raw[0]
 
+    def _check(self, error: int | None) -> None:
+        trap = self._trap.value
+        if trap:
+            self._trap.value = None
+            _raise_trap(trap)
+        if error:
+            _raise_error(error)
 
-def fuel(store: AnyStore) -> int:
-    """Fuel left in ``store`` (``Store.get_fuel`` without the wrapper)."""
-    remaining = ctypes.c_uint64(0)
-    error = _get_fuel(store._context(), ctypes.byref(remaining))
-    if error:
-        raise WasmtimeError._from_ptr(error)
-    return remaining.value
+    def memory(self) -> tuple[int, int]:
+        """``(base address, length in bytes)`` of the bound memory right now (it moves when the
+        memory grows: ask again after any call)."""
+        ctx, mem = self._ctx, self._of[0]
+        return _c_memory_data(ctx, mem) or 0, _c_memory_data_size(ctx, mem)
 
-
-def instantiate(store: AnyStore, pre: InstancePre) -> Any:
-    """Instantiate ``pre`` in ``store``; return the raw ``wasmtime_instance_t``.
-
-    Raises:
-        wasmtime.Trap: the start function trapped (or a host function raised).
-        wasmtime.WasmtimeError: instantiation failed (limits, pool full).
-    """
-    instance = ffi.wasmtime_instance_t()
-    trap = _TrapPtr()
-    error = _pre_instantiate(pre.ptr(), store._context(), ctypes.byref(instance), ctypes.byref(trap))
-    # The protocol of wasmtime-py's enter_wasm() around InstancePre.instantiate.
-    if trap:
-        trap_obj = Trap._from_ptr(trap)
-        maybe_raise_last_exn()
-        raise trap_obj
-    if error:
-        maybe_raise_last_exn()
-        raise WasmtimeError._from_ptr(error)
-    return instance
-
-
-def exports(store: AnyStore, instance: Any, memory: bytes, *funcs: bytes) -> list[Any | None]:
-    """The raw memory export ``memory`` and function exports ``funcs`` (None where absent)."""
-    ctx = store._context()
-    inst = ctypes.byref(instance)
-    out: list[Any | None] = []
-    for name, kind in ((memory, _MEMORY), *((f, _FUNC) for f in funcs)):
-        item = ffi.wasmtime_extern_t()
-        if not _export_get(ctx, inst, name, len(name), ctypes.byref(item)) or item.kind != kind:
-            out.append(None)
-        else:
-            out.append(item.of.memory if kind == _MEMORY else item.of.func)
-    return out
+    def fuel(self) -> int:
+        """Fuel left in the open store."""
+        error = _c_get_fuel(self._ctx, self._fuel_at)
+        if error:
+            raise WasmtimeError._from_ptr(ctypes.cast(error, _ErrorPtr))
+        return self._fuel.value
 
 
 def set_pooling_allocator(
@@ -194,63 +223,3 @@ def set_pooling_allocator(
         _b.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
     finally:
         _b.wasmtime_pooling_allocation_config_delete(pool)
-
-
-def _export(store: AnyStore, instance: Instance | Any, name: bytes, kind: int) -> Any | None:
-    raw = instance._instance if isinstance(instance, Instance) else instance
-    item = ffi.wasmtime_extern_t()
-    found = _export_get(store._context(), ctypes.byref(raw), name, len(name), ctypes.byref(item))
-    if not found or item.kind != kind:
-        return None
-    return item
-
-
-def export_func(store: AnyStore, instance: Instance | Any, name: bytes) -> Any | None:
-    """Return the raw ``wasmtime_func_t`` exported as ``name``, or None."""
-    item = _export(store, instance, name, ffi.WASMTIME_EXTERN_FUNC.value)
-    return None if item is None else item.of.func
-
-
-def export_memory(store: AnyStore, instance: Instance | Any, name: bytes) -> Any | None:
-    """Return the raw ``wasmtime_memory_t`` exported as ``name``, or None."""
-    item = _export(store, instance, name, ffi.WASMTIME_EXTERN_MEMORY.value)
-    return None if item is None else item.of.memory
-
-
-def memory_bounds(store: AnyStore, memory: Any) -> tuple[int, int]:
-    """Return ``(base address, length in bytes)`` of a linear memory right now.
-
-    The base may move when the memory grows: call again after any wasm call.
-    """
-    ctx = store._context()
-    ref = ctypes.byref(memory)
-    return _memory_data(ctx, ref) or 0, int(_memory_data_size(ctx, ref))
-
-
-def call_i32(store: AnyStore, func: Any, *args: int) -> int:
-    """Call ``func`` (signature ``(i32 x len(args)) -> i32``) and return its result.
-
-    Raises:
-        wasmtime.Trap: the call trapped (including running out of fuel).
-        wasmtime.WasmtimeError: wasmtime refused the call.
-    """
-    if len(args) > 4:
-        raise ValueError("at most 4 arguments")
-    # Four 16-byte wasmtime_val_raw_t slots seen as int32s: an i32 lives in the first four
-    # bytes of its slot (little-endian union), so slot i is element 4 * i. Plain int indexing
-    # instead of a union view object per argument.
-    raw = _RawI32()
-    for i, arg in enumerate(args):
-        raw[4 * i] = arg
-    trap = _TrapPtr()
-    # Same protocol as wasmtime-py's enter_wasm(), minus the context-manager overhead:
-    # a Python exception raised by a host function is parked and re-raised first.
-    error = _call_raw(store._context(), ctypes.byref(func), raw, 4, ctypes.byref(trap))
-    if trap:
-        trap_obj = Trap._from_ptr(trap)
-        maybe_raise_last_exn()
-        raise trap_obj
-    if error:
-        maybe_raise_last_exn()
-        raise WasmtimeError._from_ptr(error)
-    return int(raw[0])

@@ -160,17 +160,31 @@ def decode_entries(body: bytes, count: int) -> tuple[tuple[str, int], ...]:
     """
     values: list[tuple[str, int]] = []
     seen: set[str] = set()
-    for i in range(count):
-        entry = body[i * OUTPUT_ENTRY_SIZE : (i + 1) * OUTPUT_ENTRY_SIZE]
-        raw = entry[:OUTPUT_NAME_SIZE]
-        name_bytes = raw.rstrip(b"\0")
-        # Canonical padding: after the first NUL everything is NUL (rstrip alone would accept
-        # "a\0b" as garbage). One byte string per name keeps reports identical across nodes.
-        if b"\0" in name_bytes or not OUTPUT_NAME.match(name_bytes):
-            raise AbiError(f"output entry {i} has a bad name {name_bytes[:24]!r}")
-        name = name_bytes.decode("ascii")
+    for i, (raw, value) in enumerate(_ENTRY.iter_unpack(body[: count * OUTPUT_ENTRY_SIZE])):
+        name = _NAMES.get(raw)
+        if name is None:
+            name = _output_name(raw, i)
         if name in seen:
             raise AbiError(f"output name {name!r} repeated")
         seen.add(name)
-        values.append((name, _VALUE.unpack_from(entry, OUTPUT_NAME_SIZE)[0]))
+        values.append((name, value))
     return tuple(values)
+
+
+_ENTRY = struct.Struct(f"<{OUTPUT_NAME_SIZE}sq")
+# Raw 24-byte name fields already checked, and their names: every evaluation of an indicator
+# writes the same few. A pure function's memo (bounded), so it cannot change a result.
+_NAMES: dict[bytes, str] = {}
+_MAX_NAMES = 4096
+
+
+def _output_name(raw: bytes, index: int) -> str:
+    name_bytes = raw.rstrip(b"\0")
+    # Canonical padding: after the first NUL everything is NUL (rstrip alone would accept
+    # "a\0b" as garbage). One byte string per name keeps reports identical across nodes.
+    if b"\0" in name_bytes or not OUTPUT_NAME.match(name_bytes):
+        raise AbiError(f"output entry {index} has a bad name {name_bytes[:24]!r}")
+    name = name_bytes.decode("ascii")
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[raw] = name
+    return name

@@ -14,7 +14,8 @@ modules, so a restart does not recompile), then for every evaluation:
 1. a fresh ``Store`` with the chain's fuel budget and memory limit (nothing leaks between
    evaluations or merchants);
 2. instantiate (runs the module's start function, if any, under the same fuel);
-3. ``p2pmkt_alloc(n)``, one memmove of params + visit records, ``p2pmkt_eval(...)``;
+3. ``p2pmkt_alloc(n)``, copy params + visit records in (one memmove, or cache-sized joins of
+   the records when the window comes as separate records), ``p2pmkt_eval(...)``;
 4. read and check the output block; close the store (freeing the instance) right away.
 
 Two engines, one behaviour. Check and compile happen on the *reference* engine (wasmtime's
@@ -59,8 +60,9 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from wasmtime import (
     Config,
@@ -237,6 +239,13 @@ class _Compiled:
     # The same module loaded into the pooling engine; None when the pool cannot hold it
     # (or is off) and evaluations use ``pre``.
     pooled: InstancePre | None = None
+    # C handles of pre and pooled (0: none), for the Evaluator; the objects above keep them valid.
+    pre_at: int = 0
+    pooled_at: int = 0
+
+    def __post_init__(self) -> None:
+        self.pre_at = _wasm_ffi.handle(self.pre)
+        self.pooled_at = _wasm_ffi.handle(self.pooled) if self.pooled is not None else 0
 
 
 @dataclass(slots=True)
@@ -251,7 +260,49 @@ class _Counters:
 _MEMORY_NAME = MEMORY_EXPORT.encode()
 _ALLOC_NAME = ALLOC_EXPORT.encode()
 _EVAL_NAME = EVAL_EXPORT.encode()
+_ALLOC_SLOT, _EVAL_SLOT = 1, 2  # Evaluator.bind(memory, alloc, eval) slots
 _POOL_FULL = "maximum concurrent limit"  # wasmtime: "maximum concurrent limit of N for ..."
+
+
+def _window(visits: bytes | Sequence[bytes] | Sequence[VisitLike]) -> tuple[bytes, Sequence[bytes]]:
+    """``(packed, records)``: the window as one bytes object, or else as its 48-byte records."""
+    if type(visits) is bytes:
+        packed = visits
+    elif isinstance(visits, bytes | bytearray | memoryview):
+        packed = bytes(visits)
+    elif not visits:
+        packed = b""
+    elif type(visits[0]) is bytes:
+        return b"", cast("Sequence[bytes]", visits)  # lengths checked chunk by chunk
+    else:
+        packed = pack_visits(cast("Sequence[VisitLike]", visits))
+    if len(packed) % VISIT_RECORD_SIZE:
+        raise ValueError(f"packed visits length {len(packed)} is not a multiple of {VISIT_RECORD_SIZE}")
+    return packed, ()
+
+
+# Records per b"".join when copying a window given as separate records: 48 KB of bytes and
+# 80 KB of join's own array of buffer views, both under glibc's mmap threshold, so they stay
+# in the heap and in cache instead of being mapped, page-faulted and unmapped per evaluation
+# (one join of 100k records maps 4.8 + 8 MB).
+_RECORDS_PER_CHUNK = 1024
+
+
+def _copy_records(address: int, records: Sequence[bytes]) -> None:
+    """Copy the 48-byte ``records`` back to back to ``address`` (wasm memory, room checked).
+
+    Raises:
+        ValueError: a chunk of records does not add up to 48 bytes per record (checked
+            before it is copied, so nothing is written past the reserved block).
+    """
+    join, memmove, step = b"".join, ctypes.memmove, _RECORDS_PER_CHUNK
+    for start in range(0, len(records), step):
+        chunk = join(records[start : start + step])
+        expected = VISIT_RECORD_SIZE * min(step, len(records) - start)
+        if len(chunk) != expected:
+            raise ValueError(f"visit records {start}..{start + step} are not {VISIT_RECORD_SIZE} bytes each")
+        memmove(address, chunk, expected)
+        address += expected
 
 
 class _PoolFull(Exception):
@@ -283,6 +334,9 @@ class WasmRuntime:
             define_host_api(self._pool_linker)
         self._cache: OrderedDict[bytes, _Compiled] = OrderedDict()
         self._counters = _Counters()
+        self._evaluator = _wasm_ffi.Evaluator(table_elements=self.config.max_table_elements)
+        self._engine_at = _wasm_ffi.handle(self._engine)
+        self._pool_engine_at = _wasm_ffi.handle(self._pool_engine) if self._pool_linker else 0
         self._fingerprint = _fingerprint(self.config) if self.config.cache_dir else ""
 
     # ------------------------------------------------------------------ deploy
@@ -387,7 +441,7 @@ class WasmRuntime:
         self,
         code: bytes,
         code_hash: bytes,
-        visits: bytes | Sequence[VisitLike],
+        visits: bytes | Sequence[bytes] | Sequence[VisitLike],
         params: Mapping[str, int],
         *,
         fuel: int,
@@ -396,20 +450,13 @@ class WasmRuntime:
         """Run the contract over one window; see ``ContractRuntime.evaluate``.
 
         Raises:
-            ValueError: caller bugs only: packed visits not a multiple of 48 bytes, a
-                non-positive fuel or memory limit, or ``code_hash != sha256(code)`` on a
-                cache miss.
+            ValueError: caller bugs only: packed visits not a multiple of 48 bytes (or
+                records that are not 48 bytes each), a non-positive fuel or memory limit, or
+                ``code_hash != sha256(code)`` on a cache miss.
         """
         if fuel <= 0 or memory_bytes <= 0:
             raise ValueError("fuel and memory_bytes must be positive")
-        if type(visits) is bytes:
-            packed: bytes | bytearray | memoryview = visits
-        elif isinstance(visits, bytes | bytearray | memoryview):
-            packed = visits
-        else:
-            packed = pack_visits(visits)
-        if len(packed) % VISIT_RECORD_SIZE:
-            raise ValueError(f"packed visits length {len(packed)} is not a multiple of {VISIT_RECORD_SIZE}")
+        packed, records = _window(visits)
         self._counters.evaluations += 1
         try:
             param_bytes = pack_params(params) if params else b""
@@ -419,35 +466,28 @@ class WasmRuntime:
             compiled = self._compiled_for_eval(code, code_hash)
         except ContractRejected as exc:
             return self._fail(f"invalid_code: {exc.reason}", 0)
-        packed = bytes(packed)
-        pooled = compiled.pooled is not None
-        store = self._store(pooled, fuel, memory_bytes)
+        ev = self._evaluator
         try:
             try:
-                values, scale = self._run(
-                    store, compiled.pooled or compiled.pre, packed, param_bytes, memory_bytes
-                )
-            except _PoolFull:
-                store.close()
-                store = self._store(False, fuel, memory_bytes)
-                values, scale = self._run(store, compiled.pre, packed, param_bytes, memory_bytes)
-            fuel_used = fuel - _wasm_ffi.fuel(store)
-        except _Failed as failed:
-            used = fuel if failed.all_fuel else fuel - _wasm_ffi.fuel(store)
-            return self._fail(failed.reason, used)
+                if compiled.pooled_at:
+                    ev.open(self._pool_engine_at, memory_size=memory_bytes, fuel=fuel)
+                    try:
+                        values, scale = self._run(compiled.pooled_at, packed, records, param_bytes, memory_bytes)
+                    except _PoolFull:
+                        ev.close()
+                        compiled = replace(compiled, pooled=None, pooled_at=0)
+                if not compiled.pooled_at:
+                    ev.open(self._engine_at, memory_size=memory_bytes, fuel=fuel)
+                    values, scale = self._run(compiled.pre_at, packed, records, param_bytes, memory_bytes)
+                fuel_used = fuel - ev.fuel()
+            except _Failed as failed:
+                used = fuel if failed.all_fuel else fuel - ev.fuel()
+                return self._fail(failed.reason, used)
         finally:
             # Free the instance now, not whenever the garbage collector gets to it: a pooled
             # slot is reused by the next evaluation (and its resident memory zeroed here).
-            store.close()
+            ev.close()
         return EvalResult(True, values, scale, fuel_used, "")
-
-    def _store(self, pooled: bool, fuel: int, memory_bytes: int) -> _wasm_ffi.RawStore:
-        return _wasm_ffi.new_store(
-            self._pool_engine if pooled else self._engine,
-            memory_size=memory_bytes,
-            table_elements=self.config.max_table_elements,
-            fuel=fuel,
-        )
 
     def _compiled_for_eval(self, code: bytes, code_hash: bytes) -> _Compiled:
         cached = self._cache.get(code_hash)
@@ -464,15 +504,18 @@ class WasmRuntime:
         return EvalResult(False, (), 0, fuel_used, reason)
 
     def _run(
-        self, store: _wasm_ffi.RawStore, pre: InstancePre, visits: bytes, params: bytes, memory_bytes: int
+        self, pre: int, visits: bytes, records: Sequence[bytes], params: bytes, memory_bytes: int
     ) -> tuple[tuple[tuple[str, int], ...], int]:
-        size = len(params) + len(visits)
+        """One evaluation in the evaluator's open store; ``pre`` is the InstancePre's handle."""
+        n_visits = len(records) if records else len(visits) // VISIT_RECORD_SIZE
+        size = len(params) + n_visits * VISIT_RECORD_SIZE
         if size + WASM_PAGE > memory_bytes:
             raise _Failed("memory_limit")  # the input alone cannot fit: do not even start
-        memory = None
+        ev = self._evaluator
+        bound = False
         try:
             try:
-                instance = _wasm_ffi.instantiate(store, pre)
+                ev.instantiate(pre)
             except WasmtimeError as exc:
                 # Instantiation limits (initial memory above the limit, table too large) are
                 # the only WasmtimeErrors a checked module can produce here, besides a full
@@ -481,25 +524,25 @@ class WasmRuntime:
                 if _POOL_FULL in text:
                     raise _PoolFull from exc
                 raise _Failed("memory_limit" if "memory" in text else "instantiate: limits") from exc
-            memory, alloc, run = _wasm_ffi.exports(store, instance, _MEMORY_NAME, _ALLOC_NAME, _EVAL_NAME)
-            if memory is None or alloc is None or run is None:  # check_code guarantees these
+            if not ev.bind(_MEMORY_NAME, _ALLOC_NAME, _EVAL_NAME):  # check_code guarantees these
                 raise _Failed("invalid_code: bad_exports")
-            ptr = _wasm_ffi.call_i32(store, alloc, size)
-            base, length = _wasm_ffi.memory_bounds(store, memory)
+            bound = True
+            ptr = ev.call(_ALLOC_SLOT, size)
+            base, length = ev.memory()
             if ptr <= 0 or ptr % 8 or ptr + size > length:
                 raise _Failed(f"bad_alloc: {ALLOC_EXPORT}({size}) returned {ptr}")
             if params:
                 ctypes.memmove(base + ptr, params, len(params))
-            if visits:
+            if records:
+                _copy_records(base + ptr + len(params), records)
+            elif visits:
                 ctypes.memmove(base + ptr + len(params), visits, len(visits))
-            n_params = len(params) // PARAM_RECORD_SIZE
-            n_visits = len(visits) // VISIT_RECORD_SIZE
-            out = _wasm_ffi.call_i32(store, run, ptr + len(params), n_visits, ptr, n_params)
+            out = ev.call(_EVAL_SLOT, ptr + len(params), n_visits, ptr, len(params) // PARAM_RECORD_SIZE)
         except Trap as trap:
-            raise self._classify(trap, store, memory, memory_bytes) from None
+            raise self._classify(trap, bound, memory_bytes) from None
         if out < 0:
             raise _Failed(f"contract_error: {out}")
-        base, length = _wasm_ffi.memory_bounds(store, memory)
+        base, length = ev.memory()
         try:
             if out + OUTPUT_HEADER_SIZE > length:
                 raise AbiError(f"output address {out} outside memory")
@@ -512,8 +555,7 @@ class WasmRuntime:
             raise _Failed(f"bad_output: {exc}") from None
         return values, scale
 
-    @staticmethod
-    def _classify(trap: Trap, store: _wasm_ffi.RawStore, memory: object, memory_bytes: int) -> _Failed:
+    def _classify(self, trap: Trap, bound: bool, memory_bytes: int) -> _Failed:
         code = trap.trap_code
         if code == TrapCode.OUT_OF_FUEL:
             return _Failed("out_of_fuel", all_fuel=True)
@@ -522,8 +564,8 @@ class WasmRuntime:
         first = _first_line(trap.message)
         if first.startswith(MEMORY_LIMIT_ABORT):
             return _Failed("memory_limit")  # the SDK allocator's signal (host_api docstring)
-        if memory is not None:
-            _, length = _wasm_ffi.memory_bounds(store, memory)
+        if bound:
+            _, length = self._evaluator.memory()
             if length + WASM_PAGE > memory_bytes:
                 return _Failed("memory_limit")
         if code is None and first.startswith(ABORT_PREFIX):

@@ -7,7 +7,7 @@ After the transactions of a block, :func:`end_block` walks every active indicato
 visit counter and the block's time, and for each due indicator:
 
 1. takes the window ``[from_seq, min(count, from_seq + max_report_window))`` of the merchant's
-   visits: the packed 48-byte records, concatenated, straight from state;
+   visits: the packed 48-byte records straight from state, in order;
 2. runs ``runtime.evaluate`` with the chain's fuel and memory limits;
 3. writes a :class:`~p2pmkt.market.model.Report` (ok, or failed with the runtime's error slug),
    with ``missed`` set when the result misses the indicator's target;
@@ -38,10 +38,10 @@ from p2pmkt.market.events import ReportWritten
 from p2pmkt.market.model import Report
 from p2pmkt.market.store import (
     all_indicators,
-    packed_window,
     put_indicator,
     put_report,
     visit_count,
+    window_records,
 )
 
 
@@ -88,7 +88,7 @@ def end_block(
             result = runtime.evaluate(
                 code,
                 spec.code_hash,
-                packed_window(batch, spec.merchant, ind.from_seq, end),
+                window_records(batch, spec.merchant, ind.from_seq, end),
                 dict(spec.params),
                 fuel=params.contract_fuel,
                 memory_bytes=params.contract_memory_bytes,

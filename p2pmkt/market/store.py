@@ -77,6 +77,19 @@ def packed_window(state: StateReader, merchant: str, start: int, end: int) -> by
     )
 
 
+def window_records(state: StateReader, merchant: str, start: int, end: int) -> list[bytes]:
+    """The packed contract records of visits ``[start, end)`` of ``merchant``, one per visit.
+
+    What report evaluation hands the contract runtime: it copies them into the contract's
+    memory itself, without first joining them into one 4.8 MB object (issue 3).
+    """
+    size = VISIT_RECORD_SIZE
+    return [
+        value[:size]
+        for _, value in state.scan("visits", visit_key(merchant, start), visit_key(merchant, end))
+    ]
+
+
 def visit_origins(state: StateReader, merchant: str, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     """``(seq, height, tx index, visit index)`` of visits ``[start, end)``: where each came from."""
     for key, value in state.scan("visits", visit_key(merchant, start), visit_key(merchant, end)):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from p2pmkt.chain.apply import (
     BlockResult,
@@ -144,13 +144,18 @@ class FakeRuntime:
         self,
         code: bytes,
         code_hash: bytes,
-        visits: bytes | Sequence[VisitLike],
+        visits: bytes | Sequence[bytes] | Sequence[VisitLike],
         params: Mapping[str, int],
         *,
         fuel: int,
         memory_bytes: int,
     ) -> EvalResult:
-        raw = visits if isinstance(visits, bytes) else pack_visits(visits)
+        if isinstance(visits, bytes):
+            raw = visits
+        elif visits and isinstance(visits[0], bytes):
+            raw = b"".join(cast("Sequence[bytes]", visits))
+        else:
+            raw = pack_visits(cast("Sequence[VisitLike]", visits))
         assert len(raw) % VISIT_RECORD_SIZE == 0
         n = len(raw) // VISIT_RECORD_SIZE
         self.calls.append((bytes(code_hash), n, dict(params)))

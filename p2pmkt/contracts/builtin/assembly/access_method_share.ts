@@ -9,9 +9,10 @@ export function p2pmkt_eval(visits: usize, n: i32, params: usize, nParams: i32):
   let app: i64 = 0;
   for (let i = 0; i < n; i++) {
     const m = visitMethod(visitAt(visits, i));
-    if (m == METHOD_BROWSER) browser++;
-    else if (m == METHOD_DESKTOP) desktop++;
-    else if (m == METHOD_APP) app++;
+    // Branch-free: methods come in no predictable order.
+    browser += <i64>(m == METHOD_BROWSER);
+    desktop += <i64>(m == METHOD_DESKTOP);
+    app += <i64>(m == METHOD_APP);
   }
   return new Output(3, 6)
     .set(0, "browser", ratio(browser, n, 6))

@@ -9,10 +9,10 @@ export function p2pmkt_eval(visits: usize, n: i32, params: usize, nParams: i32):
   let total: i64 = 0;
   for (let i = 0; i < n; i++) {
     const v = visitAt(visits, i);
-    if (visitOp(v) == OP_ORDER) {
-      orders++;
-      total += visitAmount(v);
-    }
+    // Branch-free: orders come in no predictable order.
+    const isOrder = visitOp(v) == OP_ORDER;
+    orders += <i64>isOrder;
+    total += select<i64>(visitAmount(v), 0, isOrder);
   }
   return new Output(1, 2).set(0, "average_order_value", ratio(total, orders, 2)).done();
 }

@@ -25,20 +25,40 @@ export const OP_LOGIN: u8 = 5;
 export const OP_OTHER: u8 = 6;
 
 /**
- * Allocate `size` bytes (16-byte aligned, never freed). When the store's memory limit leaves
- * no room, end the evaluation with `abort("memory_limit")`, which the host reports as the
- * error "memory_limit" (a bare allocator would hit `unreachable` instead).
+ * Allocate `size` bytes (16-byte aligned, zeroed, never freed). When the store's memory limit
+ * leaves no room, end the evaluation with `abort("memory_limit")`, which the host reports as
+ * the error "memory_limit" (a bare allocator would hit `unreachable` instead).
+ *
+ * Memory grows only when the block does not fit, and then by what it needs plus one page of
+ * headroom (so the small objects `new` makes next fit too): every `memory.grow` costs the
+ * host microseconds, and every byte of memory grown is zeroed again when the instance ends.
  */
 export function allocate(size: usize): usize {
-  // Grow first, by enough pages for `size` wherever the allocator's bump pointer is (it is
-  // below the current end of memory), so that heap.alloc below never needs memory.grow.
-  if (memory.grow(<i32>((size + 0xffff) >> 16) + 1) < 0) abort("memory_limit");
-  return heap.alloc(size);
+  return reserve(size, true);
+}
+
+// The allocation behind `allocate` and `p2pmkt_alloc`; `zero` false skips the zeroing where
+// the host overwrites the whole block anyway.
+function reserve(size: usize, zero: bool): usize {
+  // Where the runtime's allocator will place the next block: allocating 0 bytes and freeing
+  // that block again (it is the last one, so the stub runtime takes it back) reads it.
+  const probe = heap.alloc(0);
+  heap.free(probe);
+  const end = <u64>probe + <u64>size + 16; // at least the end of the block heap.alloc makes
+  const top = <u64>memory.size() << 16; // bytes from here on are fresh, hence zero
+  if (end > top) {
+    const pages = <i32>((end - top + 0xffff) >> 16);
+    if (memory.grow(pages + 1) < 0 && memory.grow(pages) < 0) abort("memory_limit");
+  }
+  const ptr = heap.alloc(size);
+  // Only memory below the old top can have been used before (a block given back by `free`).
+  if (zero && <u64>ptr < top) memory.fill(ptr, 0, <usize>min<u64>(<u64>size, top - <u64>ptr));
+  return ptr;
 }
 
 /** Reserve `size` bytes for the host's input (params, then visits). ABI export. */
 export function p2pmkt_alloc(size: i32): i32 {
-  return <i32>allocate(<usize>size);
+  return <i32>reserve(<usize>size, false);
 }
 
 /** Address of visit record `i` in the window starting at `visits`. */
@@ -71,7 +91,7 @@ export function p2pmkt_alloc(size: i32): i32 {
 // @ts-ignore: decorator
 @inline export function visitorId(v: usize): u64 {
   const account = load<u64>(v, 16);
-  return account != 0 ? account : load<u64>(v, 24);
+  return select<u64>(account, load<u64>(v, 24), account != 0); // branch-free
 }
 
 /** FNV-1a 64 of an ASCII parameter name: the key the host sorted the params by. */
@@ -106,7 +126,6 @@ export class Output {
   readonly ptr: usize;
   constructor(public count: i32, scale: i32) {
     this.ptr = allocate(8 + <usize>count * 32);
-    memory.fill(this.ptr, 0, 8 + <usize>count * 32);
     store<u32>(this.ptr, count);
     store<u32>(this.ptr, scale, 4);
   }
@@ -126,34 +145,56 @@ export class Output {
 }
 
 /**
- * A set of non-zero u64 ids (open addressing, linear probing), sized once for `maxItems`.
- * Ids from the host are sha256-derived, so they are already well mixed.
+ * Slots of an open-addressing table for at most `maxItems` ids: 1.5 x maxItems (at least 16),
+ * so the table is at most two-thirds full and linear probing stays short. Not a power of two:
+ * a table sized from a 100k-visit window takes 1.2 MB of 8-byte slots instead of 2 MB.
+ */
+export function tableCapacity(maxItems: i32): u64 {
+  const n = <u64>max(maxItems, 0);
+  return max<u64>(n + (n >> 1), 16);
+}
+
+/**
+ * The home slot of `id` in a table of `cap` slots: the high 32 bits of `id` scaled to
+ * [0, cap) ("fastrange": a multiply and a shift instead of a division). Ids from the host are
+ * sha256-derived, so their high bits are already well mixed.
+ */
+// @ts-ignore: decorator
+@inline export function homeSlot(id: u64, cap: u64): u64 {
+  return ((id >> 32) * cap) >> 32;
+}
+
+/**
+ * A set of non-zero u64 ids (open addressing, linear probing), sized once for `maxItems`
+ * (e.g. the window's record count, so it can never fill up): 3 slots per item, 24 bytes, so
+ * that most ids settle at their home slot and `add` rarely branches. Id 0 is never a member.
  */
 export class IdSet {
   private slots: usize;
-  private mask: u64;
+  private cap: u64;
   size: i32 = 0;
   constructor(maxItems: i32) {
-    let cap: u64 = 16;
-    while (cap < <u64>maxItems * 2) cap <<= 1;
-    this.mask = cap - 1;
-    this.slots = allocate(<usize>cap * 8);
-    memory.fill(this.slots, 0, <usize>cap * 8);
+    this.cap = tableCapacity(maxItems) << 1;
+    this.slots = allocate(<usize>this.cap * 8);
   }
-  /** Insert `id` (non-zero); true when it was not there yet. */
-  add(id: u64): bool {
-    let i = id & this.mask;
-    while (true) {
-      const at = this.slots + <usize>(i << 3);
-      const cur = load<u64>(at);
-      if (cur == id) return false;
-      if (cur == 0) {
-        store<u64>(at, id);
-        this.size++;
-        return true;
-      }
-      i = (i + 1) & this.mask;
+  /** Insert `id`; true when it was not there yet (always false for 0). */
+  // @ts-ignore: decorator
+  @inline add(id: u64): bool {
+    const slots = this.slots;
+    const cap = this.cap;
+    let k = homeSlot(id, cap);
+    let at = slots + <usize>(k << 3);
+    let cur = load<u64>(at);
+    while (cur != id && cur != 0) { // another id lives here: probe on
+      if (++k == cap) k = 0;
+      at = slots + <usize>(k << 3);
+      cur = load<u64>(at);
     }
+    // Branch-free from here (new and known ids come in no predictable order).
+    store<u64>(at, id);
+    const added = cur == 0 && id != 0;
+    this.size += <i32>added;
+    return added;
   }
 }
 
@@ -163,18 +204,15 @@ export class IdSet {
  */
 export class IdMap {
   private slots: usize;
-  private mask: u64;
+  private cap: u64;
   size: i32 = 0;
   constructor(maxItems: i32) {
-    let cap: u64 = 16;
-    while (cap < <u64>maxItems * 2) cap <<= 1;
-    this.mask = cap - 1;
-    this.slots = allocate(<usize>cap * 24);
-    memory.fill(this.slots, 0, <usize>cap * 24);
+    this.cap = tableCapacity(maxItems);
+    this.slots = allocate(<usize>this.cap * 24);
   }
-  /** Address of `id`'s slot; a new slot has both counters 0 and `isNew` reports true. */
+  /** Address of `id`'s (non-zero) slot; a new slot has both counters 0 and `isNew` true. */
   slot(id: u64): usize {
-    let i = id & this.mask;
+    let i = homeSlot(id, this.cap);
     while (true) {
       const at = this.slots + <usize>i * 24;
       const cur = load<u64>(at);
@@ -185,11 +223,11 @@ export class IdMap {
         this.isNew = true;
         return at;
       }
-      i = (i + 1) & this.mask;
+      if (++i == this.cap) i = 0;
     }
   }
   isNew: bool = false;
   /** Iterate: address of slot `i` of capacity() slots; empty slots have id 0. */
   slotAt(i: i32): usize { return this.slots + <usize>i * 24; }
-  capacity(): i32 { return <i32>(this.mask + 1); }
+  capacity(): i32 { return <i32>this.cap; }
 }

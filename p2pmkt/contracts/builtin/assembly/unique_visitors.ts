@@ -1,5 +1,6 @@
 // Built-in indicator: unique visitors. Output "unique_visitors" (scale 0) = distinct visitors
 // in the window, a visitor being the login account when logged in, else the IP address.
+// One pass over the window into an open-addressing set sized from the window (never full).
 import { IdSet, Output, visitAt, visitorId } from "./sdk";
 export { p2pmkt_alloc } from "./sdk";
 
