@@ -87,6 +87,16 @@ class WriteBatch:
             raise KeyError(f"unknown state table {table!r}")
         self._writes.setdefault(table, {})[key] = value
 
+    def table_writes(self, table: str) -> dict[bytes, bytes | None]:
+        """The buffered writes of ``table`` as a dict: ``d[key] = value`` is ``put``.
+
+        For handlers that write thousands of keys of one table (a ``visit.batch`` of 2,000
+        visits), where a method call per write is a measurable share of the cost.
+        """
+        if table not in _TABLE_SET:
+            raise KeyError(f"unknown state table {table!r}")
+        return self._writes.setdefault(table, {})
+
     def delete(self, table: str, key: bytes) -> None:
         if table not in _TABLE_SET:
             raise KeyError(f"unknown state table {table!r}")
@@ -143,8 +153,11 @@ class WriteBatch:
         """Hash of every write, in sorted (table, key) order: deterministic across nodes."""
         # One join and one update instead of three updates per write: a block writes
         # ~4 entries per transaction and this loop was ~5 us of each.
+        # Per write: table name (u8 length ‖ name), u32 key length ‖ key, then u32 value
+        # length ‖ value, or 0xffffffff for a deletion. One tuple per write is one ``extend``
+        # call instead of five ``append`` calls (a 2,000-visit batch writes 2,000 entries).
         parts: list[bytes] = []
-        add = parts.append
+        extend = parts.extend
         u32 = _U32.pack
         for table in sorted(self._writes):
             tname = table.encode()
@@ -152,14 +165,10 @@ class WriteBatch:
             writes = self._writes[table]
             for key in sorted(writes):
                 value = writes[key]
-                add(thead)
-                add(u32(len(key)))
-                add(key)
                 if value is None:
-                    add(b"\xff\xff\xff\xff")
+                    extend((thead, u32(len(key)), key, b"\xff\xff\xff\xff"))
                 else:
-                    add(u32(len(value)))
-                    add(value)
+                    extend((thead, u32(len(key)), key, u32(len(value)), value))
         return hashlib.sha256(b"".join(parts)).digest()
 
 

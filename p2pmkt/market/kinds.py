@@ -39,15 +39,26 @@ Reports have no kind: the chain writes them itself at the end of a block
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2pmkt.chain._slots import slot_builder
 from p2pmkt.chain.contract_api import ContractRuntime
 from p2pmkt.chain.genesis import ChainParams, Genesis, valid_merchant_id
 from p2pmkt.chain.state import WriteBatch
 from p2pmkt.errors import InvalidTransaction
-from p2pmkt.market.model import _I64_MAX, Campaign, IndicatorSpec, Visit, _name_ok
+from p2pmkt.market.model import (
+    _I64_MAX,
+    ACCESS_METHODS,
+    MAX_AMOUNT,
+    MAX_TEXT,
+    OPERATIONS,
+    Campaign,
+    IndicatorSpec,
+    Visit,
+    _name_ok,
+)
 from p2pmkt.types import Address, Hash32
 
 MAX_CAMPAIGNS = 100
@@ -113,7 +124,20 @@ def merchant_field(kind: str, payload: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VisitBatch:
-    visits: tuple[Visit, ...]
+    """A checked ``visit.batch`` payload.
+
+    Attributes:
+        visits: the visits in wire form, ``[ip, account, time, merchant, method, op, item,
+            amount]``, each one that :meth:`Visit.from_wire` accepts. The handler packs its
+            records straight from these arrays: a batch of 2,000 visits builds no
+            :class:`Visit` object (issue 6's 50k visits/s leave ~1 us per visit for that).
+    """
+
+    visits: Sequence[list[Any]]
+
+    def parsed(self) -> tuple[Visit, ...]:
+        """The visits as :class:`Visit` values (for callers off the hot path)."""
+        return tuple(map(Visit.from_wire, self.visits))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,20 +167,58 @@ class PublishRules:
 
 def parse_visit_batch(payload: dict[str, Any], params: ChainParams) -> VisitBatch:
     kind = "visit.batch"
-    exact_keys(kind, payload, ("visits",))
+    if len(payload) != 1 or "visits" not in payload:  # exact_keys' test without two sets
+        exact_keys(kind, payload, ("visits",))
     raw = payload["visits"]
     if type(raw) is not list or not raw:
         raise bad(kind, "'visits' must be a non-empty array of visits")
     if len(raw) > params.max_visits_per_tx:
         raise bad(kind, f"{len(raw)} visits in one transaction; the chain allows {params.max_visits_per_tx}")
-    from_wire = Visit.from_wire
-    try:
-        # The hot loop of the chain (issue 6: 50k visits/s): one call per visit, nothing else.
-        visits = tuple(map(from_wire, raw))
-    except InvalidTransaction as exc:
-        index = next(i for i, v in enumerate(raw) if _fails(v))
-        raise bad(kind, f"visit {index}: {exc}") from exc
-    return VisitBatch(visits)
+    # The hot loop of the chain (issue 6: 50k visits/s): _all_valid accepts exactly what
+    # Visit.from_wire accepts, minus oddities only a hand-built payload can hold (subclasses
+    # of list or str); anything it does not accept goes through from_wire, which rejects with
+    # the message naming the field at fault (or accepts such an oddity as before).
+    if not _all_valid(raw):
+        try:
+            for visit in raw:
+                Visit.from_wire(visit)
+        except InvalidTransaction as exc:
+            index = next(i for i, v in enumerate(raw) if _fails(v))
+            raise bad(kind, f"visit {index}: {exc}") from exc
+    return _new_visit_batch(raw)
+
+
+_new_visit_batch = slot_builder(VisitBatch)  # one per transaction; see p2pmkt.chain._slots
+_METHODS = frozenset(ACCESS_METHODS)
+_OPERATIONS = frozenset(OPERATIONS)
+_MAX_TIME = 2**53
+
+
+def _all_valid(raw: list[Any]) -> bool:
+    """True if every visit in ``raw`` is a plain list that :meth:`Visit.from_wire` accepts.
+
+    The same checks as ``from_wire`` (tests/market pins the equivalence), as one expression
+    per visit and no object built: ~0.4 us a visit instead of ~1.2 us.
+    """
+    methods, operations, max_text, max_amount, max_time = (
+        _METHODS, _OPERATIONS, MAX_TEXT, MAX_AMOUNT, _MAX_TIME
+    )
+    for visit in raw:
+        if type(visit) is not list or len(visit) != 8:
+            return False
+        ip, account, time, merchant, method, op, item, amount = visit
+        if not (
+            type(ip) is str and 0 < len(ip) <= 64
+            and type(account) is str and len(account) <= max_text
+            and type(time) is int and 0 <= time <= max_time
+            and type(merchant) is str and 0 < len(merchant) <= 64
+            and type(method) is str and method in methods
+            and type(op) is str and op in operations
+            and type(item) is str and len(item) <= max_text
+            and type(amount) is int and 0 <= amount <= max_amount
+        ):
+            return False
+    return True
 
 
 def _fails(obj: Any) -> bool:

@@ -229,6 +229,20 @@ def _in_subset_and_ordered(item: Any, level: int, depth: int) -> bool:
             if kind is int:  # inline: visits carry two integers each
                 if not _MIN_INT <= child <= _MAX_INT:
                     return False
+            elif kind is list:
+                # One level inlined as well: a visit batch is a list of thousands of flat
+                # lists, and a call per visit was half of this walk's cost.
+                if level >= depth:
+                    return False
+                for leaf in child:
+                    kind = type(leaf)
+                    if kind in _LEAVES:
+                        continue
+                    if kind is int:
+                        if not _MIN_INT <= leaf <= _MAX_INT:
+                            return False
+                    elif not _in_subset_and_ordered(leaf, level + 1, depth):
+                        return False
             elif not _in_subset_and_ordered(child, level, depth):
                 return False
         return True

@@ -13,8 +13,16 @@ import p2pmkt.chain.tx as txmod
 from p2pmkt.chain._slots import slot_builder
 from p2pmkt.chain.block import build_block, decode_block
 from p2pmkt.chain.state import Receipt
-from p2pmkt.chain.tx import SignedTransaction, Transaction, decode_tx, make_tx
-from p2pmkt.errors import DecodeError, InvalidTransaction
+from p2pmkt.chain.tx import (
+    _VERIFIED,
+    SignedTransaction,
+    Transaction,
+    decode_tx,
+    make_tx,
+    verify_tx,
+    verify_txs,
+)
+from p2pmkt.errors import DecodeError, InvalidSignature, InvalidTransaction
 from p2pmkt.testing.keys import dev_genesis, dev_key
 from p2pmkt.types import ZERO_HASH
 from p2pmkt.wire.cbor import encode, encode_unchecked
@@ -94,3 +102,18 @@ def test_slot_builder_builds_the_same_values_as_the_constructor() -> None:
         built.status = "rejected"  # type: ignore[misc]
     with pytest.raises(TypeError, match="not a slotted dataclass"):
         slot_builder(int)
+
+
+def test_block_signature_pre_pass_remembers_only_what_verify_tx_accepts() -> None:
+    good = _tx(1)
+    other = _tx(2)
+    forged = dataclasses.replace(other, sig=good.sig)  # a valid signature, of another body
+    foreign = make_tx(dev_key("platform"), "elsewhere", 0, "rules.publish", {"merchant": "m", "rules": b""})
+    big = _tx(3000)
+    _VERIFIED.clear()
+    verify_txs([good, forged, foreign, big], CHAIN, max_bytes=1000)
+    assert set(_VERIFIED) == {(CHAIN, good.txid, good.sig)}  # forged: refused; others: skipped
+    with pytest.raises(InvalidSignature, match=r"^signature was made by 0x[0-9a-f]{40}, not by the sender"):
+        verify_tx(forged, CHAIN)
+    verify_tx(big, CHAIN)  # skipped above, still verified in its turn
+    assert (CHAIN, big.txid, big.sig) in _VERIFIED

@@ -109,3 +109,28 @@ def test_uint_map_decoder_falls_back_to_the_general_decoder() -> None:
         decode_text_uint_map(b"\xa1\x65nonce", "nonce")
     with pytest.raises(TypeError):
         encode_text_uint_map("nonce", -1)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [[1, "a"], [b"x", None, True]],  # a visit batch's shape: a list of flat lists
+        [[1, [2]], []],  # a list nested one level below the inlined one
+        [[{"a": 1}], [[-(2**63)]]],
+        [[2**64 - 1, -(2**63)], ["é"]],
+    ],
+)
+def test_fast_walk_of_lists_of_lists_keeps_the_depth_limit(value: Any, depth: int) -> None:
+    data = cbor2.dumps(value, canonical=True)
+    fast = cbor._accept_canonical(data, depth)
+    verdict, expected = _verdict(data, depth)
+    assert (verdict, expected) == (("rejected", None) if fast is cbor._MISS else ("ok", fast))
+
+
+@pytest.mark.parametrize("leaf", [1.5, 2**64, -(2**63) - 1, cbor2.CBORTag(99, 1)])
+def test_fast_walk_of_lists_of_lists_refuses_values_outside_the_subset(leaf: Any) -> None:
+    data = cbor2.dumps([["ip", leaf]], canonical=True)
+    assert cbor._accept_canonical(data, cbor.DEFAULT_MAX_DEPTH) is cbor._MISS
+    with pytest.raises(DecodeError):
+        decode(data, canonical=True)

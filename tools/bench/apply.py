@@ -4,8 +4,10 @@ What is timed, per block of ``--block-txs`` signed transactions (default 1,000),
 
 1. ``decode_block`` of the block's wire bytes (every transaction decoded, canonical checks);
 2. ``p2pmkt.chain.apply.apply_block`` on the LMDB store's committed state: header checks,
-   per transaction size/chain/**signature recovery**/kind/payload schema, nonce check,
-   role check, the ``visit.batch`` handler, nonce increment, state root;
+   **every transaction's signature recovery** (back to back, ``chain.tx.verify_txs``; nothing
+   is cached from an earlier run: the transactions were only signed), then per transaction
+   size/chain/kind/payload schema, nonce check, role check, the ``visit.batch`` handler,
+   nonce increment, and the state root;
 3. ``LmdbStore.commit_block``: the block, its indexes and every state write in one durable
    (fsync'd) LMDB write transaction.
 
@@ -25,7 +27,13 @@ On a shared machine the load drifts during a run, so it also prints the ``paired
 each block's rate against the bound sample taken right after it (median and range), and
 the load average before and after.
 
-Usage: ``python tools/bench/apply.py [--blocks 10] [--block-txs 1000] [--visits 1] [--dir D]``
+A second table, **visits applied per second, one core**, times the same three steps per visit
+for blocks of large batches (``--visit-blocks`` × ``--visit-txs`` transactions of
+``--batch-visits`` visits over every merchant; issue 6's unit of work), and relates the total
+to issue 6's budget (50k visits/s applied by each of 4 nodes on 2 cores).
+
+Usage: ``python tools/bench/apply.py [--blocks 10] [--block-txs 1000] [--visits 1] [--dir D]
+[--visit-blocks 5] [--visit-txs 5] [--batch-visits 2000]``
 """
 
 from __future__ import annotations
@@ -96,21 +104,33 @@ def make_genesis(senders: list[PrivateKey], validator: PrivateKey, block_txs: in
     )
 
 
-def make_txs(senders: list[PrivateKey], count: int, visits: int) -> list[SignedTransaction]:
-    """``count`` signed ``visit.batch`` transactions, round-robin over senders."""
+def _account(i: int, j: int, mixed: bool) -> str:
+    if not mixed:
+        return f"user{i}"
+    return "" if j % 4 == 0 else f"user{(i * 7 + j) % 5000}"  # a quarter not logged in
+
+
+def make_txs(
+    senders: list[PrivateKey], count: int, visits: int, *, mixed: bool = False
+) -> list[SignedTransaction]:
+    """``count`` signed ``visit.batch`` transactions, round-robin over senders.
+
+    With ``mixed``, visits of one transaction spread over every merchant, accounts and items
+    repeat (as a terminal's log does), and methods, operations and amounts vary.
+    """
     out = []
     for i in range(count):
         sender = senders[i % len(senders)]
         batch = [
             [
-                f"10.0.{i % 250}.{j}",
-                f"user{i}",
+                f"10.0.{i % 250}.{j % 250}",
+                _account(i, j, mixed),
                 GENESIS_TIME + i,
-                f"m{i % MERCHANTS}",
-                "app",
-                "click",
-                f"sku{j}",
-                0,
+                f"m{(i + j) % MERCHANTS}" if mixed else f"m{i % MERCHANTS}",
+                ("browser", "desktop", "app")[j % 3] if mixed else "app",
+                ("view", "click", "cart", "order")[j % 4] if mixed else "click",
+                f"sku{j % 500}" if mixed else f"sku{j}",
+                (j * 137) % 100_000 if mixed and j % 4 == 3 else 0,
             ]
             for j in range(visits)
         ]
@@ -173,6 +193,54 @@ def bench_floor(
     return float(args.blocks * args.block_txs / total)
 
 
+def bench_visits(validator: PrivateKey, args: argparse.Namespace) -> dict[str, float]:
+    """Seconds per visit by phase for blocks of large ``visit.batch`` transactions (issue 6).
+
+    ``--visit-blocks`` blocks of ``--visit-txs`` transactions of ``--batch-visits`` visits each,
+    spread over the merchants (``make_txs(mixed=True)``), through the same decode, apply
+    (signatures included: one per batch) and durable commit as the main run.
+    """
+    senders = [PrivateKey.from_seed(f"bench/terminal{i}") for i in range(args.visit_txs)]
+    genesis = make_genesis(senders, validator, args.visit_txs)
+    genesis = Genesis(
+        chain_id=genesis.chain_id, genesis_time=genesis.genesis_time, members=genesis.members,
+        validators=genesis.validators,
+        params=ChainParams(max_block_txs=max(args.visit_txs, 2000), max_tx_bytes=1024 * 1024,
+                           max_block_bytes=32 * 1024 * 1024,
+                           max_visits_per_tx=max(args.batch_visits, 5000)),
+    )
+    txs = make_txs(senders, args.visit_blocks * args.visit_txs, args.batch_visits, mixed=True)
+    tx_module._VERIFIED.clear()
+    phases = {"decode": 0.0, "apply": 0.0, "commit": 0.0}
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp, LmdbStore.open(Path(tmp) / "s") as store:
+        gbatch = genesis_batch(genesis)
+        root = gbatch.get("meta", b"state_root")
+        assert root is not None
+        head = store.init_genesis(gbatch, genesis.hash, state_root=Hash32(root), time=GENESIS_TIME)
+        parent, pre_root = ZERO_HASH, head.state_root
+        for b in range(args.visit_blocks):
+            raw = build_block(
+                validator, chain=CHAIN, height=b + 1, parent=parent, state=pre_root,
+                time=GENESIS_TIME + 100 * (b + 1),
+                txs=txs[b * args.visit_txs : (b + 1) * args.visit_txs],
+            ).encode()
+            t0 = time.perf_counter()
+            block = decode_block(raw)
+            t1 = time.perf_counter()
+            result = apply_block(store, block, genesis=genesis, runtime=None)
+            t2 = time.perf_counter()
+            store.commit_block(block, result.batch, result.receipts, result.state_root)
+            t3 = time.perf_counter()
+            if any(r.status != "ok" for r in result.receipts):
+                raise SystemExit(f"bench bug: visit batch rejected: {result.receipts[0]}")
+            phases["decode"] += t1 - t0
+            phases["apply"] += t2 - t1
+            phases["commit"] += t3 - t2
+            parent, pre_root = block.hash, result.state_root
+    visits = args.visit_blocks * args.visit_txs * args.batch_visits
+    return {name: seconds / visits for name, seconds in phases.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--blocks", type=int, default=10)
@@ -181,6 +249,9 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=500)
     ap.add_argument("--bound-sigs", type=int, default=20000)
     ap.add_argument("--dir", default=None, help="parent directory for the throwaway store")
+    ap.add_argument("--visit-blocks", type=int, default=5, help="blocks of the visits run")
+    ap.add_argument("--visit-txs", type=int, default=5, help="visit.batch txs per block there")
+    ap.add_argument("--batch-visits", type=int, default=2000, help="visits per tx there")
     args = ap.parse_args()
 
     validator = PrivateKey.from_seed("bench/validator")
@@ -241,6 +312,7 @@ def main() -> None:
         where = os.path.realpath(tmp)
 
     floor = bench_floor(txs, validator, args)
+    per_visit = bench_visits(validator, args) if args.visit_blocks > 0 else None
     bound = statistics.median(bound_samples)
     n = args.blocks * args.block_txs
     total = decode_s + apply_s + commit_s
@@ -274,6 +346,21 @@ def main() -> None:
         f"per block against the bound sample right after it; load average "
         f"{load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
+    if per_visit is not None:
+        total_us = sum(per_visit.values()) * 1e6
+        print()
+        print(
+            f"visits applied per second, one core: {args.visit_blocks} blocks x {args.visit_txs} "
+            f"visit.batch txs x {args.batch_visits} visits (8 merchants, mixed)"
+        )
+        for name, seconds in per_visit.items():
+            print(f"  {name:<7} {seconds * 1e6:6.2f} us/visit")
+        print(f"  total   {total_us:6.2f} us/visit = {1e6 / total_us:,.0f} visits/s on one core")
+        print(
+            f"  issue 6: 50,000 visits/s applied by each of 4 nodes on 2 cores leaves "
+            f"{2 * 1e6 / (4 * 50_000):.0f} us of CPU per visit per node for everything; "
+            f"this uses {total_us / (2 * 1e6 / (4 * 50_000)):.0%} of it"
+        )
 
 
 if __name__ == "__main__":
