@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup lint unit bench clean
+.PHONY: run test setup lint unit bench fuzz clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "p2pmkt needs Python 3.11, found " + sys.version' || exit 1
@@ -29,6 +29,10 @@ unit: setup
 	$(BIN)/pytest
 
 test: lint unit
+
+# Long fuzz run: the short run of the same properties is part of `make test`.
+fuzz: setup
+	P2PMKT_FUZZ=long $(BIN)/pytest tests/fuzz tests/wire tests/raft/test_messages.py tests/chain/test_validation.py -q -p no:cacheprovider
 
 bench: setup
 	@for f in tools/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

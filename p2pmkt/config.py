@@ -20,6 +20,11 @@ A node's config file (``p2pmkt testnet init`` writes one per node)::
     [agent]
     rules = "rules-acme.toml"               # merchant-tech nodes: run the mapping-rules agent
 
+    [storage]
+    map_size = "4GiB"                       # LMDB map to start with (bytes, or "512MiB", "4GiB")
+    max_map_size = "256GiB"                 # the map grows on demand up to this ceiling; a node
+                                            # that reaches it stops (exit 2) and says what to raise
+
     [limits]
     rpc_max_frame = 4194304
     rpc_requests_per_second = 5000
@@ -39,6 +44,34 @@ from p2pmkt.errors import ConfigError
 
 DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/0",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+DEFAULT_MAP_SIZE = 4 << 30
+"""LMDB map a store starts with: 4 GiB of address space (the file grows as used, sparse)."""
+DEFAULT_MAX_MAP_SIZE = 256 << 30
+"""Ceiling the map may grow to on demand; a store at its ceiling fails with StorageFull."""
+MIN_MAP_SIZE = 64 << 10
+"""Smallest map accepted from a config (tests use tiny maps to fill them quickly)."""
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+               "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: object, where: str) -> int:
+    """Bytes from an int or text like ``"512MiB"``/``"4GiB"`` (binary units only).
+
+    Raises:
+        ConfigError: naming ``where``.
+    """
+    if type(value) is int and value > 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        digits = text.rstrip("bBkKmMgGtTiI")
+        unit = text[len(digits):].lower()
+        if digits.isdigit() and unit in _SIZE_UNITS and int(digits) > 0:
+            return int(digits) * _SIZE_UNITS[unit]
+    raise ConfigError(f"{where} must be a positive size in bytes or like \"512MiB\", \"4GiB\"; "
+                      f"got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +94,14 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """LMDB map sizing (see :mod:`p2pmkt.storage.mapsize`)."""
+
+    map_size: int = DEFAULT_MAP_SIZE
+    max_map_size: int = DEFAULT_MAX_MAP_SIZE
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     name: str
     data_dir: Path
@@ -74,6 +115,7 @@ class NodeConfig:
     raft: RaftConfig = field(default_factory=RaftConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     limits: Limits = field(default_factory=Limits)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 def _section(obj: dict[str, Any], cls: type[Any], where: str) -> dict[str, Any]:
@@ -109,7 +151,19 @@ def validate_config(cfg: NodeConfig) -> NodeConfig:
             raise ConfigError(f"{addr!r} is not a multiaddr (like /ip4/127.0.0.1/tcp/7001)")
     if cfg.metrics and cfg.metrics.rpartition(":")[2].isdigit() is False:
         raise ConfigError(f"metrics must be HOST:PORT or empty, got {cfg.metrics!r}")
+    check_storage(cfg.storage)
     return cfg
+
+
+def check_storage(storage: StorageConfig, where: str = "storage") -> StorageConfig:
+    """Raises ConfigError unless ``MIN_MAP_SIZE <= map_size <= max_map_size``."""
+    if storage.map_size < MIN_MAP_SIZE:
+        raise ConfigError(f"{where}.map_size must be at least {MIN_MAP_SIZE} bytes, got {storage.map_size}")
+    if storage.max_map_size < storage.map_size:
+        raise ConfigError(
+            f"{where}.max_map_size ({storage.max_map_size}) must not be below "
+            f"{where}.map_size ({storage.map_size})")
+    return storage
 
 
 def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> NodeConfig:
@@ -123,6 +177,8 @@ def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> 
     agent = _section(top.pop("agent", {}), AgentConfig, f"{where}: [agent]")
     limits = _section(top.pop("limits", {}), Limits, f"{where}: [limits]")
     _positive_ints(limits, f"{where}: limits")
+    storage = _section(top.pop("storage", {}), StorageConfig, f"{where}: [storage]")
+    storage = {k: parse_size(v, f"{where}: storage.{k}") for k, v in storage.items()}
     for key in ("listen", "bootstrap"):
         if key in top and not (
             isinstance(top[key], list) and all(isinstance(a, str) for a in top[key])
@@ -144,6 +200,7 @@ def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> 
         raft=RaftConfig(**raft),
         agent=AgentConfig(rules=(base / rules).resolve() if rules else None),
         limits=Limits(**limits),
+        storage=StorageConfig(**storage),
     )
     return validate_config(cfg)
 

@@ -57,6 +57,11 @@ def register(sub: Any) -> None:
     nrun = _cmd(nsub, "run", "Run a node from its config file until SIGINT/SIGTERM.",
                 "p2pmkt node run --config node1/config.toml")
     nrun.add_argument("--config", type=Path, required=True)
+    nrun.add_argument("--map-size", metavar="SIZE",
+                      help="LMDB map to start with, e.g. 4GiB (default: [storage] map_size)")
+    nrun.add_argument("--max-map-size", metavar="SIZE",
+                      help="ceiling the map grows to; at it the node stops with exit status 2 "
+                           "(default: [storage] max_map_size)")
     nrun.set_defaults(func=_node_run)
 
     # --- testnet -------------------------------------------------------------------------
@@ -111,6 +116,18 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _node_run(args: argparse.Namespace) -> int:
-    from p2pmkt.node.node import run_node_main
+    import dataclasses
 
+    from p2pmkt.config import check_storage, load_config, parse_size
+    from p2pmkt.node.node import run_node_main
+    from p2pmkt.storage.mapsize import MapLimits, set_default_limits
+
+    # The stores the node opens take their map limits from the process defaults.
+    storage = load_config(args.config).storage
+    for flag in ("map_size", "max_map_size"):
+        if getattr(args, flag) is not None:
+            value = parse_size(getattr(args, flag), "--" + flag.replace("_", "-"))
+            storage = dataclasses.replace(storage, **{flag: value})
+    check_storage(storage)
+    set_default_limits(MapLimits(storage.map_size, storage.max_map_size))
     return run_node_main(args.config)

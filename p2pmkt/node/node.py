@@ -38,6 +38,7 @@ from p2pmkt.crypto.keys import PrivateKey, address_hex
 from p2pmkt.errors import Busy, P2pmktError
 from p2pmkt.market.events import ReportWritten
 from p2pmkt.market.model import Report
+from p2pmkt.node import clock
 from p2pmkt.node.api import ChainApi, EventHub, events_of
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import kv, setup_logging
@@ -183,7 +184,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                            network=network, on_submit=on_submit)
 
             def build() -> bytes | None:
-                block = chain.build_block(key, int(time.time() * 1000))
+                block = chain.build_block(key, clock.block_time_ms(time.time()))
                 return None if block is None else block.encode()
 
             async with trio.open_nursery() as nursery:

@@ -21,9 +21,14 @@ Cost model (machine-limits §4): a durable commit costs about 250 µs of fsync, 
 per block, never per transaction; writes are applied per sub-db in sorted key order and keys
 past a sub-db's last key go in with ``MDB_APPEND`` (see :mod:`~p2pmkt.storage.schema`).
 
-Errors: every ``lmdb.Error`` is mapped here, with ``raise … from exc``: ``MapFullError`` →
-:class:`StorageFull` (advice: reopen with a larger ``map_size``; nothing of the failed call
-was written), anything else → :class:`StorageError` naming the operation and the path.
+Map size: every write goes through the environment's :class:`~p2pmkt.storage.mapsize.MapSizer`:
+a write that does not fit grows the map (up to ``max_map_size``) and runs again; at the ceiling
+it fails with :class:`StorageFull` (nothing of the failed call was written; the message says
+what to raise). A growth invalidates every read transaction, so the head snapshot is dropped.
+
+Errors: every ``lmdb.Error`` is mapped here, with ``raise … from exc``: ``MapFullError`` at the
+ceiling → :class:`StorageFull`, anything else → :class:`StorageError` naming the operation and
+the path.
 
 Must not know: what state tables mean, how blocks are applied, or Raft (the Raft log module
 receives :attr:`LmdbStore.env` and opens its own sub-dbs in the same environment).
@@ -32,7 +37,6 @@ receives :attr:`LmdbStore.env` and opens its own sub-dbs in the same environment
 from __future__ import annotations
 
 import bisect
-import contextlib
 import operator
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,7 +47,8 @@ import lmdb
 
 from p2pmkt.chain.block import Block, decode_block
 from p2pmkt.chain.state import TABLES, Receipt, WriteBatch
-from p2pmkt.errors import DecodeError, InvalidBlock, StorageError, StorageFull
+from p2pmkt.config import DEFAULT_MAP_SIZE as DEFAULT_MAP_SIZE
+from p2pmkt.errors import DecodeError, InvalidBlock, StorageError
 from p2pmkt.storage import schema
 from p2pmkt.storage._common import (
     check_batch_keys,
@@ -53,21 +58,13 @@ from p2pmkt.storage._common import (
     tx_outcomes,
 )
 from p2pmkt.storage.api import Head, StateSnapshot, TxRecord
+from p2pmkt.storage.mapsize import MapSizer, open_env, resolve_limits
 from p2pmkt.types import Hash32
-
-DEFAULT_MAP_SIZE = 4 << 30
-"""4 GiB of address space. The data file grows as used (sparse), so this is a ceiling."""
 
 _first = operator.itemgetter(0)
 
 
-def _lmdb_error(exc: lmdb.Error, what: str, path: Path, map_size: int) -> StorageError:
-    if isinstance(exc, lmdb.MapFullError):
-        return StorageFull(
-            f"LMDB map is full while {what} at {path} (map_size={map_size} bytes); "
-            f"nothing was written. Reopen the store with a larger map_size, e.g. "
-            f"LmdbStore.open(path, map_size={map_size * 2})"
-        )
+def _lmdb_error(exc: lmdb.Error, what: str, path: Path) -> StorageError:
     return StorageError(f"LMDB failed while {what} at {path}: {exc}")
 
 
@@ -97,7 +94,7 @@ class LmdbSnapshot:
         try:
             value: bytes | None = txn.get(key, db=db)
         except lmdb.Error as exc:
-            raise _lmdb_error(exc, f"reading {table!r}", self._path, 0) from exc
+            raise _lmdb_error(exc, f"reading {table!r}", self._path) from exc
         return value
 
     def scan(
@@ -123,7 +120,7 @@ class LmdbSnapshot:
                 raise StorageError(
                     "state snapshot is closed; take a new one", reason="closed"
                 ) from exc
-            raise _lmdb_error(exc, f"scanning {table!r}", self._path, 0) from exc
+            raise _lmdb_error(exc, f"scanning {table!r}", self._path) from exc
 
     def close(self) -> None:
         if self._txn is not None:
@@ -164,11 +161,12 @@ class LmdbStore:
     environment twice in one process). Not thread-safe: see :mod:`p2pmkt.storage.api`.
     """
 
-    def __init__(self, env: Any, path: Path, map_size: int, dbs: dict[bytes, Any], head: Head | None) -> None:
+    def __init__(self, env: Any, path: Path, sizer: MapSizer, dbs: dict[bytes, Any], head: Head | None) -> None:
         """Use :meth:`open`."""
         self._env: Any = env
         self._path = path
-        self._map_size = map_size
+        self._sizer = sizer
+        sizer.on_resize(self._drop_head_snapshot)
         self._blocks = dbs[schema.DB_BLOCKS]
         self._block_hash = dbs[schema.DB_BLOCK_HASH]
         self._txs = dbs[schema.DB_TXS]
@@ -178,13 +176,19 @@ class LmdbStore:
         self._head_snap: LmdbSnapshot | None = None
 
     @classmethod
-    def open(cls, path: str | Path, *, map_size: int = DEFAULT_MAP_SIZE, sync: bool = True) -> LmdbStore:
+    def open(
+        cls, path: str | Path, *, map_size: int | None = None, max_map_size: int | None = None,
+        sync: bool = True,
+    ) -> LmdbStore:
         """Open (creating if needed) the store in directory ``path`` and resume at its head.
 
         Args:
             path: directory of the LMDB environment.
-            map_size: largest size the data file may reach, in bytes. Raise it (and reopen)
-                when a call fails with :class:`StorageFull`.
+            map_size: map to start with, in bytes (a map that grew earlier opens at the size
+                it grew to). Default: :func:`p2pmkt.storage.mapsize.default_limits`
+                (:data:`DEFAULT_MAP_SIZE` unless the node's config says otherwise).
+            max_map_size: ceiling the map grows to on demand; a write that does not fit
+                below it fails with :class:`StorageFull`. Raise it (and reopen) then.
             sync: fsync every commit (default). ``False`` survives process crashes but not
                 power loss; for tests and throwaway dev chains only.
 
@@ -197,35 +201,33 @@ class LmdbStore:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create store directory {p}: {exc}") from exc
+        limits = resolve_limits(map_size, max_map_size)
         try:
-            env = lmdb.open(
-                str(p), map_size=map_size, max_dbs=schema.MAX_DBS, subdir=True,
-                sync=sync, metasync=sync,
-            )
+            env, sizer = open_env(p, limits, max_dbs=schema.MAX_DBS, subdir=True,
+                                  sync=sync, metasync=sync)
         except lmdb.Error as exc:
             raise StorageError(f"cannot open LMDB store at {p}: {exc}") from exc
+        def body(txn: Any) -> tuple[dict[bytes, Any], Head | None]:
+            dbs = {name: env.open_db(name, txn=txn, create=True) for name in schema.STORE_DBS}
+            meta = dbs[schema.DB_META]
+            raw_version = txn.get(schema.META_SCHEMA, db=meta)
+            if raw_version is None:
+                txn.put(schema.META_SCHEMA, schema.encode_int(schema.SCHEMA_VERSION), db=meta)
+            elif (found := schema.decode_int(raw_version, "schema version")) != schema.SCHEMA_VERSION:
+                raise StorageError(
+                    f"store at {p} has schema version {found}, this build reads "
+                    f"{schema.SCHEMA_VERSION}; use a matching p2pmkt or a fresh directory",
+                    reason="schema_version",
+                )
+            raw_head = txn.get(schema.META_HEAD, db=meta)
+            return dbs, None if raw_head is None else schema.decode_head(raw_head)
+
         try:
-            with env.begin(write=True) as txn:
-                dbs = {name: env.open_db(name, txn=txn, create=True) for name in schema.STORE_DBS}
-                meta = dbs[schema.DB_META]
-                raw_version = txn.get(schema.META_SCHEMA, db=meta)
-                if raw_version is None:
-                    txn.put(schema.META_SCHEMA, schema.encode_int(schema.SCHEMA_VERSION), db=meta)
-                elif (found := schema.decode_int(raw_version, "schema version")) != schema.SCHEMA_VERSION:
-                    raise StorageError(
-                        f"store at {p} has schema version {found}, this build reads "
-                        f"{schema.SCHEMA_VERSION}; use a matching p2pmkt or a fresh directory",
-                        reason="schema_version",
-                    )
-                raw_head = txn.get(schema.META_HEAD, db=meta)
-                head = None if raw_head is None else schema.decode_head(raw_head)
-        except lmdb.Error as exc:
-            env.close()
-            raise _lmdb_error(exc, "opening", p, map_size) from exc
+            dbs, head = sizer.write("opening", body)
         except BaseException:
             env.close()
             raise
-        return cls(env, p, map_size, dbs, head)
+        return cls(env, p, sizer, dbs, head)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -238,6 +240,11 @@ class LmdbStore:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def sizer(self) -> MapSizer:
+        """The environment's map sizer (current size, ceiling, growth count)."""
+        return self._sizer
 
     def close(self) -> None:
         if self._env is not None:
@@ -270,10 +277,13 @@ class LmdbStore:
         self._check_open()
         head = genesis_head(self._head, genesis_hash, state_root, time)
         check_batch_keys(batch)
-        with self._writing("writing genesis") as txn:
+
+        def body(txn: Any) -> None:
             self._write_state(txn, batch)
             txn.put(schema.META_GENESIS_HASH, bytes(genesis_hash), db=self._meta)
             txn.put(schema.META_HEAD, schema.encode_head(head), db=self._meta)
+
+        self._sizer.write("writing genesis", body)
         self._set_head(head)
         return head
 
@@ -290,12 +300,15 @@ class LmdbStore:
         check_batch_keys(batch)
         block_bytes = block.encode()
         outcomes = tx_outcomes(receipts)
-        with self._writing(f"committing block {block.height}") as txn:
+
+        def body(txn: Any) -> None:  # run again, whole, after a map growth
             txn.put(schema.height_key(block.height), block_bytes, db=self._blocks, append=True)
             txn.put(bytes(block.hash), schema.height_key(block.height), db=self._block_hash)
             self._write_tx_index(txn, block.height, outcomes)
             self._write_state(txn, batch)
             txn.put(schema.META_HEAD, schema.encode_head(head), db=self._meta)
+
+        self._sizer.write(f"committing block {block.height}", body)
         self._set_head(head)
         return head
 
@@ -330,14 +343,6 @@ class LmdbStore:
             if puts:
                 _put_sorted(txn, db, puts)
 
-    @contextlib.contextmanager
-    def _writing(self, what: str) -> Iterator[Any]:
-        try:
-            with self._env.begin(write=True) as txn:
-                yield txn
-        except lmdb.Error as exc:
-            raise _lmdb_error(exc, what, self._path, self._map_size) from exc
-
     def _set_head(self, head: Head) -> None:
         self._head = head
         self._drop_head_snapshot()
@@ -354,7 +359,7 @@ class LmdbStore:
         try:
             txn = self._env.begin()
         except lmdb.Error as exc:
-            raise _lmdb_error(exc, "starting a read transaction", self._path, self._map_size) from exc
+            raise _lmdb_error(exc, "starting a read transaction", self._path) from exc
         return LmdbSnapshot(txn, self._state_dbs, self._path)
 
     def get(self, table: str, key: bytes) -> bytes | None:
@@ -396,7 +401,7 @@ class LmdbStore:
                     out.append(_decode_stored_block(cur.value(), height))
                     more = cur.next()
         except lmdb.Error as exc:
-            raise _lmdb_error(exc, "reading blocks", self._path, self._map_size) from exc
+            raise _lmdb_error(exc, "reading blocks", self._path) from exc
         return out
 
     def tx_status(self, txid: bytes) -> TxRecord | None:
@@ -414,7 +419,7 @@ class LmdbStore:
         try:
             value: bytes | None = self._snap().txn.get(key, db=db)
         except lmdb.Error as exc:
-            raise _lmdb_error(exc, what, self._path, self._map_size) from exc
+            raise _lmdb_error(exc, what, self._path) from exc
         return value
 
     def _snap(self) -> LmdbSnapshot:

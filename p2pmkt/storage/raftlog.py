@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import lmdb
 
-from p2pmkt.errors import StorageError, StorageFull
+from p2pmkt.errors import StorageError
 from p2pmkt.raft.log import LogReader, entry_size
 from p2pmkt.raft.messages import (
     ConfState,
@@ -45,6 +45,7 @@ from p2pmkt.raft.messages import (
     snapshot_from_obj,
     snapshot_to_obj,
 )
+from p2pmkt.storage.mapsize import MapSizer, sizer_for
 from p2pmkt.types import LogIndex, Term
 from p2pmkt.wire import cbor
 
@@ -166,10 +167,14 @@ class LmdbRaftLogStore:
     """Raft log on LMDB. Takes an already open environment (``max_dbs`` >= 3 of ours).
 
     Not thread-safe for writers: one driver owns it. Reads use short read transactions.
+    Writes go through the environment's :class:`~p2pmkt.storage.mapsize.MapSizer` (the one
+    of the :class:`~p2pmkt.storage.lmdb.LmdbStore` that opened ``env``, if any): a full map
+    grows up to its ceiling and the write runs again; at the ceiling ``StorageFull``.
     """
 
-    def __init__(self, env: lmdb.Environment) -> None:
+    def __init__(self, env: lmdb.Environment, sizer: MapSizer | None = None) -> None:
         self._env = env
+        self._sizer = sizer or sizer_for(env)
         try:
             self._log = env.open_db(b"raft_log")
             self._state = env.open_db(b"raft_state")
@@ -253,44 +258,48 @@ class LmdbRaftLogStore:
         sync: bool = True,
     ) -> None:
         _check_contiguous(entries)
-        trunc, last, meta = self._trunc, self._last, self._snap_meta
-        try:
-            with self._env.begin(write=True) as txn:
-                if snapshot is not None and snapshot.meta.index > trunc[0]:
-                    txn.drop(self._log, delete=False)  # a snapshot replaces the whole log
-                    meta = snapshot.meta
-                    self._put_snapshot(txn, snapshot)
-                    trunc = (meta.index, meta.term)
-                    txn.put(b"trunc", cbor.encode(list(trunc)), db=self._state)
-                    last = meta.index
-                ents = [e for e in entries if e.index > trunc[0]]
-                if ents:
-                    first = ents[0].index
-                    if first > last + 1:
-                        raise StorageError(f"gap in the log: appending {first} after {last}")
-                    if first <= last:
-                        cur = txn.cursor(db=self._log)
-                        doomed = (
-                            list(cur.iternext(values=False))
-                            if cur.set_range(_KEY.pack(first))
-                            else []
-                        )
-                        for k in doomed:
-                            txn.delete(k, db=self._log)
-                    for e in ents:
-                        txn.put(
-                            _KEY.pack(e.index),
-                            cbor.encode_unchecked([e.term, int(e.kind), e.data]),
-                            db=self._log,
-                            append=True,
-                        )
-                    last = ents[-1].index
-                if hard_state is not None:
-                    txn.put(b"hard", cbor.encode(hard_state_to_obj(hard_state)), db=self._state)
-            if sync and not self._env_syncs:
+        def body(txn: Any) -> tuple[tuple[int, int], int, SnapshotMeta]:
+            # Run again, whole, after a map growth: no side effects outside ``txn``.
+            trunc, last, meta = self._trunc, self._last, self._snap_meta
+            if snapshot is not None and snapshot.meta.index > trunc[0]:
+                txn.drop(self._log, delete=False)  # a snapshot replaces the whole log
+                meta = snapshot.meta
+                self._put_snapshot(txn, snapshot)
+                trunc = (meta.index, meta.term)
+                txn.put(b"trunc", cbor.encode(list(trunc)), db=self._state)
+                last = meta.index
+            ents = [e for e in entries if e.index > trunc[0]]
+            if ents:
+                first = ents[0].index
+                if first > last + 1:
+                    raise StorageError(f"gap in the log: appending {first} after {last}")
+                if first <= last:
+                    cur = txn.cursor(db=self._log)
+                    doomed = (
+                        list(cur.iternext(values=False))
+                        if cur.set_range(_KEY.pack(first))
+                        else []
+                    )
+                    for k in doomed:
+                        txn.delete(k, db=self._log)
+                for e in ents:
+                    txn.put(
+                        _KEY.pack(e.index),
+                        cbor.encode_unchecked([e.term, int(e.kind), e.data]),
+                        db=self._log,
+                        append=True,
+                    )
+                last = ents[-1].index
+            if hard_state is not None:
+                txn.put(b"hard", cbor.encode(hard_state_to_obj(hard_state)), db=self._state)
+            return trunc, last, meta
+
+        trunc, last, meta = self._sizer.write("saving the raft log", body)
+        if sync and not self._env_syncs:
+            try:
                 self._env.sync(True)
-        except lmdb.Error as exc:
-            raise _map_error(exc) from exc
+            except lmdb.Error as exc:
+                raise _map_error(exc) from exc
         self._trunc, self._last, self._snap_meta = trunc, last, meta
         if hard_state is not None:
             self._hard = hard_state
@@ -307,11 +316,7 @@ class LmdbRaftLogStore:
         if t is None:
             raise StorageError(f"cannot snapshot at {index}: not in the log")
         snap = Snapshot(SnapshotMeta(LogIndex(index), Term(t), conf_state), data)
-        try:
-            with self._env.begin(write=True) as txn:
-                self._put_snapshot(txn, snap)
-        except lmdb.Error as exc:
-            raise _map_error(exc) from exc
+        self._sizer.write("saving a raft snapshot", lambda txn: self._put_snapshot(txn, snap))
         self._snap_meta = snap.meta
         return snap
 
@@ -322,20 +327,19 @@ class LmdbRaftLogStore:
             raise StorageError(f"cannot compact to {index}: beyond the snapshot")
         t = self.term(index)
         assert t is not None
-        try:
-            with self._env.begin(write=True) as txn:
-                cur = txn.cursor(db=self._log)
-                doomed = []
-                if cur.first():
-                    for k in cur.iternext(values=False):
-                        if _KEY.unpack(bytes(k))[0] > index:
-                            break
-                        doomed.append(bytes(k))
-                for k in doomed:
-                    txn.delete(k, db=self._log)
-                txn.put(b"trunc", cbor.encode([index, t]), db=self._state)
-        except lmdb.Error as exc:
-            raise _map_error(exc) from exc
+        def body(txn: Any) -> None:
+            cur = txn.cursor(db=self._log)
+            doomed = []
+            if cur.first():
+                for k in cur.iternext(values=False):
+                    if _KEY.unpack(bytes(k))[0] > index:
+                        break
+                    doomed.append(bytes(k))
+            for k in doomed:
+                txn.delete(k, db=self._log)
+            txn.put(b"trunc", cbor.encode([index, t]), db=self._state)
+
+        self._sizer.write("compacting the raft log", body)
         self._trunc = (index, t)
 
 
@@ -370,8 +374,6 @@ def _limit(ents: list[Entry], max_size: int | None) -> list[Entry]:
 
 
 def _map_error(exc: lmdb.Error) -> StorageError:
-    if isinstance(exc, lmdb.MapFullError):
-        return StorageFull(f"LMDB map is full ({exc}); raise the map size in the config")
     return StorageError(f"LMDB failed in the raft log store: {exc}")
 
 

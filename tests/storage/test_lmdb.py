@@ -16,9 +16,11 @@ from p2pmkt.types import Hash32
 MIB = 1 << 20
 
 
-def test_map_full_raises_storage_full_with_advice_and_writes_nothing(tmp_path: Path) -> None:
+def test_map_full_at_the_ceiling_raises_storage_full_with_advice_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "s"
-    with LmdbStore.open(path, map_size=2 * MIB) as store:
+    with LmdbStore.open(path, map_size=2 * MIB, max_map_size=2 * MIB) as store:
         init(store)
         _, head = commit(store, {"accounts": {b"a" * 20: b"1"}}, txs=[tx(0)])
         big = {"visits": {i.to_bytes(8, "big"): b"v" * 1000 for i in range(4000)}}
@@ -26,19 +28,22 @@ def test_map_full_raises_storage_full_with_advice_and_writes_nothing(tmp_path: P
         receipts = [Receipt(block.txs[0].txid, "ok")]
         batch = batch_of(store, big)
         with pytest.raises(StorageFull, match=(
-            rf"^LMDB map is full while committing block 2 at {path} \(map_size=2097152 bytes\); "
-            r"nothing was written\. Reopen the store with a larger map_size, e\.g\. "
-            r"LmdbStore\.open\(path, map_size=4194304\)$"
+            rf"^LMDB map of {path} is full at its ceiling of 2MiB while committing block 2; "
+            r"nothing of this write was stored\. Raise the ceiling \(node config \[storage\] "
+            r"max_map_size, or `p2pmkt node run --max-map-size 4MiB`\) and restart: the node "
+            r"resumes from its last committed block\.$"
         )) as info:
             store.commit_block(block, batch, receipts, next_state_root(head.state_root, batch))
         assert isinstance(info.value.__cause__, lmdb.MapFullError)
+        assert info.value.reason == "storage_full"
         assert store.head() == head and store.block_at(2) is None
         assert list(store.scan("visits")) == []
-    with LmdbStore.open(path, map_size=64 * MIB) as store:
+    with LmdbStore.open(path, map_size=2 * MIB, max_map_size=64 * MIB) as store:
         assert store.head() == head, "the failed block left no trace on disk"
         batch = batch_of(store, big)
         store.commit_block(block, batch, receipts, next_state_root(head.state_root, batch))
         assert len(list(store.scan("visits"))) == 4000
+        assert store.sizer.grown >= 1
 
 
 def test_open_refuses_a_file_that_is_not_lmdb(tmp_path: Path) -> None:

@@ -12,6 +12,10 @@ offer:
   transactions ahead of its committed nonce, so a throughput run needs many senders;
 * fault primitives on node processes: ``kill`` (SIGKILL), ``pause``/``resume``
   (SIGSTOP/SIGCONT, the partition fallback when network namespaces are not used), ``restart``;
+* in-node fault hooks: :meth:`Cluster.set_clock_offset` moves a running node's block-time clock
+  (``p2pmkt.node.clock``, test-only: every node is started with ``P2PMKT_FAULT_CLOCK_FILE``
+  naming ``<node dir>/fault-clock``); :meth:`Cluster.set_storage` gives a node a small LMDB map
+  before it starts, and :meth:`Cluster.exit_status` tells how a node process ended;
 * :meth:`Cluster.close` stops every node it started (SIGTERM, then SIGKILL, then it resumes
   and kills any node still paused) and is called from ``__exit__``; :func:`guard_signals`
   turns SIGTERM into KeyboardInterrupt so ``finally`` blocks run on it as on Ctrl-C.
@@ -112,6 +116,9 @@ class Cluster:
     _paused: set[str] = field(init=False, default_factory=set)
     _pids: dict[str, int] = field(init=False, default_factory=dict)
     _procs: list[Any] = field(init=False, default_factory=list)
+    _proc_of: dict[str, Any] = field(init=False, default_factory=dict)
+    small_map: str | None = field(init=False, default=None)
+    """The node :meth:`set_storage` gave a small map (the ``map-full`` fault's victim)."""
 
     def __post_init__(self) -> None:
         _LIVE.append(self)
@@ -196,15 +203,46 @@ class Cluster:
     def name_of(self, address: str | None) -> str | None:
         return next((e.name for e in self.net.nodes if e.address == address), None)
 
-    def start(self, names: Sequence[str] | None = None) -> float:
-        """Start the named nodes (default all); returns the monotonic time just before."""
+    def set_storage(self, name: str, *, map_size: str, max_map_size: str) -> None:
+        """Give ``name`` these LMDB map limits (a ``[storage]`` section in its config)."""
+        config = self.net.node(name).config
+        text = config.read_text()
+        assert "[storage]" not in text, "set_storage once per node"
+        config.write_text(text + f'\n[storage]\nmap_size = "{map_size}"\nmax_map_size = "{max_map_size}"\n')
+        self.small_map = name
+
+    def clock_file(self, name: str) -> Path:
+        return self.net.node(name).dir / "fault-clock"
+
+    def set_clock_offset(self, name: str, offset_ms: int) -> None:
+        """Make ``name``'s block-time clock run ``offset_ms`` ahead (negative: behind); the
+        running node picks it up at its next block proposal (test-only hook)."""
+        path = self.clock_file(name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{offset_ms}\n")
+        tmp.replace(path)  # atomic: the node never reads half a number
+
+    def exit_status(self, name: str) -> int | None:
+        """The exit status of the last process started for ``name``, None while it runs."""
+        proc = self._proc_of.get(name)
+        if proc is None:
+            raise RuntimeError(f"{name} was never started by this cluster")
+        code: int | None = proc.poll()
+        if code is not None:
+            self.net.node(name).pid_file.unlink(missing_ok=True)
+            self._pids.pop(name, None)
+        return code
+
+    def start(self, names: Sequence[str] | None = None, *, args: Sequence[str] = ()) -> float:
+        """Start the named nodes (default all), with extra ``p2pmkt node run`` arguments;
+        returns the monotonic time just before."""
         t0 = time.monotonic()
-        started = self._start_procs(names)
+        started = self._start_procs(names, args)
         for name in started:
             self._pids[name] = int(self.net.node(name).pid_file.read_text())
         return t0
 
-    def _start_procs(self, names: Sequence[str] | None) -> list[str]:
+    def _start_procs(self, names: Sequence[str] | None, args: Sequence[str] = ()) -> list[str]:
         """Like ``p2pmkt.cli.testnet.start_nodes`` (same command, log, pid file, session), but
         keeps the Popen objects so that they are reaped (pytest turns the ResourceWarning of
         a dropped, still-running Popen into an error)."""
@@ -215,14 +253,16 @@ class Cluster:
         for i, e in enumerate(self.net.nodes):
             if (names and e.name not in names) or self.pid(e.name) is not None:
                 continue
-            argv = [sys.executable, "-m", "p2pmkt", "node", "run", "--config", str(e.config)]
+            argv = [sys.executable, "-m", "p2pmkt", "node", "run", "--config", str(e.config), *args]
+            env = {**os.environ, "P2PMKT_FAULT_CLOCK_FILE": str(self.clock_file(e.name))}
             with open(e.log_file, "ab") as log:
                 proc = subprocess.Popen(
                     self.ns.command(i, argv) if self.ns is not None else argv,
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, cwd=e.dir)
+                    start_new_session=True, cwd=e.dir, env=env)
             e.pid_file.write_text(f"{proc.pid}\n")
             self._procs.append(proc)
+            self._proc_of[e.name] = proc
             started.append(e.name)
         return started
 
@@ -415,12 +455,12 @@ async def block_hashes(addr: str, start: int, end: int, *, concurrency: int = 32
     return out
 
 
-async def block_txids(addr: str, start: int, end: int, *, concurrency: int = 16) -> dict[int, tuple[bytes, list[bytes]]]:
-    """``height → (block hash, txids)`` for ``start..end`` from one node."""
+async def block_txids(addr: str, start: int, end: int, *, concurrency: int = 16) -> dict[int, tuple[bytes, list[bytes], int]]:
+    """``height → (block hash, txids, block time)`` for ``start..end`` from one node."""
     from p2pmkt.chain.block import decode_block
     from p2pmkt.client import open_client
 
-    out: dict[int, tuple[bytes, list[bytes]]] = {}
+    out: dict[int, tuple[bytes, list[bytes], int]] = {}
     async with open_client(addr) as c:
         todo = iter(range(start, end + 1))
 
@@ -428,7 +468,7 @@ async def block_txids(addr: str, start: int, end: int, *, concurrency: int = 16)
             for h in todo:
                 res = await c.call("chain.block", {"height": h})
                 blk = decode_block(res["block"], max_size=1 << 30)
-                out[h] = (bytes(blk.hash), [bytes(t.txid) for t in blk.txs])
+                out[h] = (bytes(blk.hash), [bytes(t.txid) for t in blk.txs], int(blk.header.time))
 
         async with trio.open_nursery() as nursery:
             for _ in range(concurrency):

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tools.chaos.cluster import Cluster, guard_signals  # noqa: E402
-from tools.chaos.scenario import FAULTS, run_scenario  # noqa: E402
+from tools.chaos.scenario import FAULTS, NODE_FAULTS, run_scenario  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
@@ -30,10 +30,15 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     end = time.monotonic() + args.minutes * 60
     rounds = []
     while time.monotonic() < end:
-        faults = [rng.choice(FAULTS) for _ in range(args.faults)]
+        pool = FAULTS + (("clock-jump",) if args.node_faults else ())
+        faults = [rng.choice(pool) for _ in range(args.faults)]
+        if args.node_faults:
+            faults.insert(0, "map-full")
         seed = rng.randrange(1 << 30)
         print(f"round {len(rounds) + 1}: faults {faults} seed {seed}", flush=True)
         with Cluster(submitters=args.senders, rules=False) as cl:
+            if args.node_faults:
+                cl.set_storage(rng.choice(cl.names), map_size="256KiB", max_map_size="384KiB")
             cl.start()
             rep = await run_scenario(cl, faults=faults, senders=args.senders, rate=args.rate, seed=seed)
             if not rep.ok():
@@ -55,6 +60,9 @@ if __name__ == "__main__":
     ap.add_argument("--faults", type=int, default=6, help="faults per round (default 6)")
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--rate", type=float, default=60.0, help="offered tx/s (default 60)")
+    ap.add_argument("--node-faults", action="store_true",
+                    help=f"also the in-node faults {NODE_FAULTS}: each round starts with a node "
+                         "whose small LMDB map fills up; clock jumps join the random faults")
     args = ap.parse_args()
     guard_signals()
     out = trio.run(main, args)

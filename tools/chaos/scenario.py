@@ -12,7 +12,17 @@ A scenario runs steady transaction load (:mod:`tools.chaos.load`) against a
   this machine as root, but ``testnet init`` binds every node to 127.0.0.1, so a veth set-up
   would need per-node addresses; see the report of issue 8). Checked: the paused node's head
   does not move while isolated, the majority keeps committing, and when it returns (a deposed
-  leader, if it was one) nothing it proposes conflicts with the majority's chain.
+  leader, if it was one) nothing it proposes conflicts with the majority's chain;
+* ``clock-jump``: the leader's block-time clock jumps forward (:data:`CLOCK_JUMP_MS`) and then
+  backward (the same amount behind true time) through the test-only hook of
+  ``p2pmkt.node.clock``, each for a few blocks under load. Checked: the chain keeps committing,
+  the forward jump did reach block times (else the hook is dead), and block times stay
+  strictly increasing (checked at the end for every run, see below);
+* ``map-full``: the node the caller gave a small LMDB map (:meth:`Cluster.set_storage`, before
+  it starts) fills it under load, grows it to its ceiling and must then stop cleanly: exit
+  status 2 and the ``StorageFull`` advice in its log, not a crash. The rest keep committing;
+  restarted with ``--max-map-size`` raised it resumes from its last committed block and
+  catches up (the final checks then hold it to identical hashes at every height).
 
 After the faults the load drains (every submitted transaction commits, with a deadline) and
 :func:`check_invariants` verifies, over RPC only:
@@ -23,11 +33,13 @@ After the faults the load drains (every submitted transaction commits, with a de
    node reported) is in the final chain, at the height it was acknowledged at, on every node;
 3. all nodes reach the same head; since each header carries its parent's state root
    (``Header.state``), equal block hashes at every height imply equal state roots below the
-   head.
+   head;
+4. block times are strictly increasing along the final chain (whatever the clocks did).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -41,6 +53,14 @@ from .load import Sender, Tracker, presign, run_sender, run_tracker, summary_err
 
 FAULTS = ("kill", "kill-leader", "pause")
 NETNS_FAULTS = ("cut", "cut-leader")
+NODE_FAULTS = ("clock-jump", "map-full")
+"""In-node faults; ``map-full`` needs a node given a small map before the cluster starts."""
+
+CLOCK_JUMP_MS = 3_600_000
+"""How far the ``clock-jump`` fault moves the leader's clock: one hour ahead, then behind."""
+
+MAP_FULL_RESTART_ARGS = ("--max-map-size", "1GiB")
+"""How the ``map-full`` victim is restarted: the CLI option an operator would use."""
 
 
 @dataclass
@@ -52,6 +72,10 @@ class Report:
     final_height: int = 0
     seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each phase: leader, faults, drain, checks."""
+    block_times: list[int] = field(default_factory=list)
+    """Header time of every block of the final chain, heights 1.. (for clock checks)."""
 
     def ok(self) -> bool:
         return not self.violations
@@ -80,10 +104,33 @@ async def _wait_blocks(tracker: Tracker, count: int, limit: float) -> bool:
     return False
 
 
+async def _wait_exit(cluster: Cluster, name: str, limit: float) -> int | None:
+    """Poll until ``name``'s process has exited; its exit status (None if not within ``limit``)."""
+    with trio.move_on_after(limit):
+        while True:
+            code = cluster.exit_status(name)
+            if code is not None:
+                return code
+            await trio.sleep(0.1)  # polling a child process, with a deadline
+    return None
+
+
+async def _wait_head(cluster: Cluster, name: str, height: int, limit: float) -> bool:
+    """Poll until ``name`` reports a head of at least ``height`` (False if not within ``limit``)."""
+    with trio.move_on_after(limit):
+        while True:
+            if (await _head(cluster, name) or 0) >= height:
+                return True
+            await trio.sleep(0.1)  # polling a remote head, with a deadline
+    return False
+
+
 async def inject(cluster: Cluster, kind: str, tracker: Tracker, alive: list[str], rng: random.Random,
                  *, hold_blocks: int = 3) -> dict[str, Any]:
     """One fault of ``kind``; returns what happened. The cluster is whole again on return."""
-    leader = await wait_leader(cluster, timeout=60)
+    # The map-full victim may have stopped already: the others must agree without it.
+    others = [n for n in cluster.names if not (kind == "map-full" and n == cluster.small_map)]
+    leader = await wait_leader(cluster, others, timeout=60, connected=kind != "map-full")
     victim = leader if kind == "kill-leader" else rng.choice(cluster.names)
     record: dict[str, Any] = {"fault": kind, "node": victim, "was_leader": victim == leader,
                               "height_before": tracker.height}
@@ -116,8 +163,39 @@ async def inject(cluster: Cluster, kind: str, tracker: Tracker, alive: list[str]
         record["minority_committed"] = (during or 0) - (before or 0)
         cluster.heal(victim)
         alive.append(victim)
+    elif kind == "clock-jump":
+        victim = leader
+        record.update(node=victim, was_leader=True)
+        start_ms = int(time.time() * 1000)
+        cluster.set_clock_offset(victim, CLOCK_JUMP_MS)
+        ahead = await _wait_blocks(tracker, hold_blocks, 30)
+        record["forward_from_height"] = record["height_before"]
+        cluster.set_clock_offset(victim, -CLOCK_JUMP_MS)
+        record["backward_from_height"] = tracker.height
+        behind = await _wait_blocks(tracker, hold_blocks, 30)
+        cluster.set_clock_offset(victim, 0)
+        record["majority_progressed"] = ahead and behind
+        record["jump_started_ms"] = start_ms
+    elif kind == "map-full":
+        victim = cluster.small_map or ""
+        if not victim:
+            raise ValueError("map-full needs a node given a small map: Cluster.set_storage before start")
+        record.update(node=victim, was_leader=victim == leader)
+        record["exit_status"] = await _wait_exit(cluster, victim, 60)
+        alive.remove(victim)
+        record["height_at_stop"] = tracker.height
+        text = cluster.log_tail(victim, 400)
+        record["grew"] = "lmdb_map_grown" in text
+        record["clean_stop"] = record["exit_status"] == 2 and "is full at its ceiling" in text
+        if not record["clean_stop"]:
+            record["log_tail"] = cluster.log_tail(victim, 15)
+        record["majority_progressed"] = await _wait_blocks(tracker, hold_blocks, 30)
+        cluster.start([victim], args=MAP_FULL_RESTART_ARGS)
+        alive.append(victim)
+        goal = tracker.height
+        record["caught_up"] = await _wait_head(cluster, victim, goal, 60)
     else:
-        raise ValueError(f"unknown fault {kind!r}; known: {FAULTS + NETNS_FAULTS}")
+        raise ValueError(f"unknown fault {kind!r}; known: {FAULTS + NETNS_FAULTS + NODE_FAULTS}")
     await wait_leader(cluster, timeout=60, connected=False)
     t_back = time.monotonic()
     try:
@@ -163,7 +241,12 @@ async def check_invariants(cluster: Cluster, tracker: Tracker, report: Report, *
             report.violations.append(f"height {h}: acknowledged hash {bh.hex()[:16]} is not in the final chain")
     # Acknowledged transactions are in the final chain at the height they were acknowledged at.
     txs = await block_txids(cluster.addr(cluster.names[0]), 1, top)
-    where = {t: h for h, (_bh, ids) in txs.items() for t in ids}
+    where = {t: h for h, (_bh, ids, _t) in txs.items() for t in ids}
+    times = [txs[h][2] for h in range(1, top + 1)]
+    report.block_times = times
+    backwards = [h + 2 for h, (a, b) in enumerate(itertools.pairwise(times)) if b <= a]
+    if backwards:
+        report.violations.append(f"block time does not increase at heights {backwards[:10]}")
     lost = [(t, h) for t, (h, _) in tracker.committed.items() if where.get(t) != h]
     report.acked = len(tracker.committed)
     if lost:
@@ -180,6 +263,15 @@ async def run_scenario(
     report = Report()
     t0 = time.monotonic()
     await wait_leader(cluster, timeout=60)
+    mark = time.monotonic()
+    report.phases["leader"] = round(mark - t0, 1)
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        report.phases[name] = round(now - mark, 1)
+        mark = now
+
     keys = [submitter_key(i) for i in range(senders)]
     per_key = int(rate / senders * (30 + 30 * len(faults)))  # more than needed: see stop_offering
     batches = presign(keys, cluster.net.chain_id, per_key)
@@ -208,6 +300,10 @@ async def run_scenario(
                     report.violations.append(f"the isolated minority committed blocks: {rec}")
                 if not rec.get("majority_progressed", True):
                     report.violations.append(f"the majority committed nothing during {rec}")
+                if kind == "map-full" and not (rec["clean_stop"] and rec["caught_up"]):
+                    report.violations.append(f"the node with a full map did not stop cleanly "
+                                             f"and catch up after its restart: {rec}")
+            phase("faults")
             # Drain: stop offering new load; everything already submitted must commit.
             for s in ss:
                 s.stop_offering()
@@ -220,6 +316,8 @@ async def run_scenario(
             report.violations.append(f"{missing} submitted transactions never committed within {drain} s of draining")
         nursery.cancel_scope.cancel()
     report.errors = summary_errors(ss)
+    phase("drain")
     await check_invariants(cluster, tracker, report)
+    phase("checks")
     report.seconds = round(time.monotonic() - t0, 1)
     return report
