@@ -120,14 +120,12 @@ def _node_run(args: argparse.Namespace) -> int:
 
     from p2pmkt.config import check_storage, load_config, parse_size
     from p2pmkt.node.node import run_node_main
-    from p2pmkt.storage.mapsize import MapLimits, set_default_limits
 
-    # The stores the node opens take their map limits from the process defaults.
-    storage = load_config(args.config).storage
+    config = load_config(args.config)
+    storage = config.storage
     for flag in ("map_size", "max_map_size"):
         if getattr(args, flag) is not None:
             value = parse_size(getattr(args, flag), "--" + flag.replace("_", "-"))
             storage = dataclasses.replace(storage, **{flag: value})
     check_storage(storage)
-    set_default_limits(MapLimits(storage.map_size, storage.max_map_size))
-    return run_node_main(args.config)
+    return run_node_main(dataclasses.replace(config, storage=storage))

@@ -91,6 +91,7 @@ class ChainService:
         metrics: NodeMetrics | None = None,
         sync: bool = True,
         map_size: int | None = None,
+        max_map_size: int | None = None,
     ) -> ChainService:
         """Open (or create at genesis) the chain store under ``data_dir``.
 
@@ -101,6 +102,8 @@ class ChainService:
         kwargs: dict[str, Any] = {"sync": sync}
         if map_size is not None:
             kwargs["map_size"] = map_size
+        if max_map_size is not None:
+            kwargs["max_map_size"] = max_map_size
         store = LmdbStore.open(data_dir / "chain", **kwargs)
         try:
             have = store.genesis_hash()

@@ -113,7 +113,9 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     config.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = WasmRuntime(RuntimeConfig(
         max_code_bytes=genesis.params.contract_max_code_bytes, cache_dir=config.data_dir / "wasm-cache"))
-    chain = ChainService.open(config.data_dir, genesis, runtime=runtime, metrics=metrics)
+    chain = ChainService.open(config.data_dir, genesis, runtime=runtime, metrics=metrics,
+                              map_size=config.storage.map_size,
+                              max_map_size=config.storage.max_map_size)
     hub = EventHub()
     outbox_send, outbox_recv = trio.open_memory_channel[bytes](100_000)
     forward_send, forward_recv = trio.open_memory_channel[bytes](100_000)
@@ -434,9 +436,11 @@ async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key
     await run_agent(agent, reports, submitter, key)
 
 
-def run_node_main(config_path: Path) -> int:
-    """Entry point of ``p2pmkt node run``: runs until SIGINT/SIGTERM; exit code 0 on a clean stop."""
-    config = load_config(config_path)
+def run_node_main(config: NodeConfig | Path) -> int:
+    """Entry point of ``p2pmkt node run``: runs until SIGINT/SIGTERM; exit code 0 on a clean
+    stop, 2 on a p2pmkt error (e.g. the LMDB map at its ceiling), with the reason printed."""
+    if not isinstance(config, NodeConfig):
+        config = load_config(config)
     setup_logging(config.log_level)
 
     async def main() -> None:

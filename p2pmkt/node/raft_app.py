@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from p2pmkt.chain.block import Block, decode_block
-from p2pmkt.errors import P2pmktError
+from p2pmkt.errors import P2pmktError, StorageError
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import kv
 from p2pmkt.raft import Entry, EntryKind, Snapshot
@@ -88,8 +88,10 @@ class ChainApp:
         now = time.monotonic()
         if now - self._persisted_at >= APPLIED_PERSIST_EVERY:
             self._persisted_at = now
-            with self._env.begin(db=self._db, write=True) as txn:
-                txn.put(_APPLIED_KEY, _U64.pack(self._applied))
+            # Through the store's map sizer: a full map grows (or stops the node cleanly).
+            self.chain.store.sizer.write(
+                "recording the applied Raft index",
+                lambda txn: txn.put(_APPLIED_KEY, _U64.pack(self._applied), db=self._db))
 
     def snapshot(self) -> bytes:
         head = self.chain.head()
@@ -179,6 +181,8 @@ class ChainApp:
                 continue
             try:
                 applied = self.chain.apply(block)
+            except StorageError:
+                raise  # our disk, not the peer's block: stop rather than spin (map full)
             except P2pmktError as exc:
                 log.warning(kv("sync_block_rejected", height=block.height, reason=exc.reason))
                 break

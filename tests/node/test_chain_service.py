@@ -124,3 +124,13 @@ def test_report_fuel_is_counted_in_metrics(tmp_path: Path) -> None:
     assert len(fuel) == 1 and fuel[0] > 0
     assert chain.metrics.contract_fuel._value.get() == fuel[0]
     chain.close()
+
+
+def test_open_passes_the_configured_map_limits_to_the_store(tmp_path: Path) -> None:
+    chain = ChainService.open(tmp_path, GENESIS, runtime=None, sync=False,
+                              map_size=8 << 20, max_map_size=64 << 20)
+    try:
+        assert chain.store.sizer.ceiling == 64 << 20
+        assert chain.store.env.info()["map_size"] == 8 << 20
+    finally:
+        chain.close()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from p2pmkt.chain.block import build_block
 from p2pmkt.chain.dev import dev_genesis, dev_key
 from p2pmkt.chain.tx import make_tx
+from p2pmkt.errors import StorageFull
 from p2pmkt.node.chain import ChainService
 from p2pmkt.node.raft_app import ChainApp
 from p2pmkt.raft import Entry, EntryKind, Snapshot
@@ -84,3 +87,18 @@ def test_restored_node_ignores_re_proposals_below_the_snapshot_and_catches_up(tm
     assert app.offer([b2]) == 2  # b2 from the peer, then b3 from the log
     assert node.head() == leader.head()
     assert app.wants() is None
+
+
+def test_catch_up_stops_on_a_full_disk_instead_of_skipping_the_block(tmp_path: Path) -> None:
+    leader, _log = _leader_log(tmp_path / "leader")
+    node = _chain(tmp_path / "n")
+    app = ChainApp(node, on_applied=lambda a: None)
+    b1 = leader.store.block_at(1)
+    assert b1 is not None
+
+    def full(block: object) -> None:
+        raise StorageFull("LMDB map is full at its ceiling", reason="storage_full")
+
+    node.apply = full  # type: ignore[method-assign]
+    with pytest.raises(StorageFull):
+        app.offer([b1])
