@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-_FORMAT = "%(asctime)s %(levelname)-5s %(name)s %(message)s"
+_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s %(message)s"
 
 
 def setup_logging(

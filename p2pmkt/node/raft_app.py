@@ -111,6 +111,8 @@ class ChainApp:
                     have=self.chain.head().height))
 
     def leader_changed(self, leader: NodeId | None, term: Term) -> None:
+        if leader != self.leader:
+            log.info(kv("raft_leader", leader=leader, term=int(term)))
         self.leader, self.term = leader, int(term)
         self.chain.metrics.raft_term.set(int(term))
         self.on_leader(leader, term)

@@ -342,13 +342,17 @@ async def run_block_producer(
     (its parent is not the head), which every node does identically.
     """
     task_status.started()
+    fresh = True  # just became leader: propose at once (failover time), then pace
     while True:
         if not driver.is_leader:
+            fresh = True
             await driver.wait_leader_change()
             continue
-        with trio.move_on_after(interval):
-            await driver.wait_leader_change()  # paces blocks; wakes early if deposed
-            continue
+        if not fresh:
+            with trio.move_on_after(interval):
+                await driver.wait_leader_change()  # paces blocks; wakes early if deposed
+                continue
+        fresh = False
         data = build_block()
         if data is None:
             continue

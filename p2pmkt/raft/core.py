@@ -100,6 +100,10 @@ if TYPE_CHECKING:
 _ReadReq = tuple[int, NodeId, set[NodeId]]  # (index, requester, acks)
 
 
+LEADER_LOST_STRIDE = 3
+"""Ticks between the campaigns of successive followers after :meth:`RaftCore.leader_lost`."""
+
+
 class RaftCore:
     """One Raft peer. Not thread-safe; owned by one driver task.
 
@@ -166,8 +170,8 @@ class RaftCore:
     def leader_lost(self) -> None:
         """The transport saw the leader's connection close (its process died).
 
-        A follower stops trusting its lease and campaigns after 1 + (its rank among the other
-        voters) more ticks instead of a whole randomized election timeout, so a crashed
+        A follower stops trusting its lease and campaigns after 1 + LEADER_LOST_STRIDE × (its
+        rank among the other voters) more ticks instead of a whole randomized election timeout, so a crashed
         leader is replaced in a few ticks.
         Liveness only: a wrong report costs at most a pre-vote round, because followers
         that still hear from a live leader keep their lease and refuse it. A silent leader
@@ -181,9 +185,12 @@ class RaftCore:
         # collide (split votes cost a whole timeout). Staggering by rank among the remaining
         # voters gives each its own tick: the first to campaign usually wins, and the others
         # reset their timers when they grant it their vote.
+        # The stride must exceed a pre-vote + vote round (two round trips and a synced
+        # write), or the next in rank campaigns meanwhile and the votes split (seen on a
+        # loaded testnet with a 1-tick stride: a whole timeout lost).
         others = sorted(v for v in self.conf.voters if v != lost)
         rank = others.index(self.id) if self.id in others else len(others)
-        self.randomized_election_timeout = self.election_elapsed + 1 + rank
+        self.randomized_election_timeout = self.election_elapsed + 1 + LEADER_LOST_STRIDE * rank
 
     def step(self, m: Message) -> None:
         """Feed one message from a peer. Never raises for bad remote input: it drops it."""

@@ -9,6 +9,7 @@ gone, no disruption when it is alive for the others.
 from __future__ import annotations
 
 from p2pmkt.raft import StateRole
+from p2pmkt.raft.core import LEADER_LOST_STRIDE
 from p2pmkt.testing.sim import Cluster
 from p2pmkt.types import NodeId
 
@@ -26,7 +27,7 @@ def test_followers_elect_a_new_leader_within_four_ticks_of_losing_the_leader() -
     for n in "234":
         cl.nodes[NodeId(n)].c.leader_lost()
     assert all(cl.nodes[NodeId(n)].c.leader is None for n in "234")
-    # Election timeout is 10..19 ticks; the hint brings it down to 1 + rank (1..3) ticks.
+    # Election timeout is 10..19 ticks; the hint brings the first campaign down to 1 tick.
     for _ in range(4):
         cl.tick_all()
         if cl.leader() not in (None, "1"):
@@ -55,3 +56,13 @@ def test_leader_lost_is_ignored_by_the_leader_and_by_a_node_without_leader() -> 
     before = (fresh.election_elapsed, fresh.randomized_election_timeout)
     fresh.leader_lost()
     assert (fresh.election_elapsed, fresh.randomized_election_timeout) == before
+
+
+def test_followers_campaign_in_rank_order_a_stride_apart() -> None:
+    cl = four()
+    cl.crash("1")
+    for n in "234":
+        cl.nodes[NodeId(n)].c.leader_lost()
+    due = sorted(cl.nodes[NodeId(n)].c.randomized_election_timeout - cl.nodes[NodeId(n)].c.election_elapsed
+                 for n in "234")
+    assert due == [1, 1 + LEADER_LOST_STRIDE, 1 + 2 * LEADER_LOST_STRIDE]
