@@ -342,17 +342,19 @@ async def run_block_producer(
     (its parent is not the head), which every node does identically.
     """
     task_status.started()
-    fresh = True  # just became leader: propose at once (failover time), then pace
+    # Blocks start at most every ``interval``, counted from the previous proposal: when the
+    # Raft round and the apply take longer than that, the next block is built at once.
+    next_at = trio.current_time()
     while True:
         if not driver.is_leader:
-            fresh = True
             await driver.wait_leader_change()
+            next_at = trio.current_time()  # a new leader proposes at once (failover time)
             continue
-        if not fresh:
-            with trio.move_on_after(interval):
+        if trio.current_time() < next_at:
+            with trio.move_on_at(next_at):
                 await driver.wait_leader_change()  # paces blocks; wakes early if deposed
                 continue
-        fresh = False
+        next_at = trio.current_time() + interval
         data = build_block()
         if data is None:
             continue
