@@ -342,19 +342,17 @@ async def run_block_producer(
     (its parent is not the head), which every node does identically.
     """
     task_status.started()
-    # Blocks start at most every ``interval``, counted from the previous proposal: when the
-    # Raft round and the apply take longer than that, the next block is built at once.
-    next_at = trio.current_time()
+    fresh = True  # just became leader: propose at once (failover time), then pace
     while True:
         if not driver.is_leader:
+            fresh = True
             await driver.wait_leader_change()
-            next_at = trio.current_time()  # a new leader proposes at once (failover time)
             continue
-        if trio.current_time() < next_at:
-            with trio.move_on_at(next_at):
+        if not fresh:
+            with trio.move_on_after(interval):
                 await driver.wait_leader_change()  # paces blocks; wakes early if deposed
                 continue
-        next_at = trio.current_time() + interval
+        fresh = False
         data = build_block()
         if data is None:
             continue
