@@ -14,8 +14,9 @@ modules, so a restart does not recompile), then for every evaluation:
 1. a fresh ``Store`` with the chain's fuel budget and memory limit (nothing leaks between
    evaluations or merchants);
 2. instantiate (runs the module's start function, if any, under the same fuel);
-3. ``p2pmkt_alloc(n)``, copy params + visit records in (one memmove, or cache-sized joins of
-   the records when the window comes as separate records), ``p2pmkt_eval(...)``;
+3. ``p2pmkt_alloc(n)``, copy params + visit records in (one memmove per chunk when the window
+   comes as packed bytes or chunks of records, cache-sized joins when it comes as separate
+   48-byte records), ``p2pmkt_eval(...)``;
 4. read and check the output block; close the store (freeing the instance) right away.
 
 Two engines, one behaviour. Check and compile happen on the *reference* engine (wasmtime's
@@ -264,45 +265,67 @@ _ALLOC_SLOT, _EVAL_SLOT = 1, 2  # Evaluator.bind(memory, alloc, eval) slots
 _POOL_FULL = "maximum concurrent limit"  # wasmtime: "maximum concurrent limit of N for ..."
 
 
-def _window(visits: bytes | Sequence[bytes] | Sequence[VisitLike]) -> tuple[bytes, Sequence[bytes]]:
-    """``(packed, records)``: the window as one bytes object, or else as its 48-byte records."""
-    if type(visits) is bytes:
-        packed = visits
-    elif isinstance(visits, bytes | bytearray | memoryview):
-        packed = bytes(visits)
-    elif not visits:
-        packed = b""
-    elif type(visits[0]) is bytes:
-        return b"", cast("Sequence[bytes]", visits)  # lengths checked chunk by chunk
-    else:
-        packed = pack_visits(cast("Sequence[VisitLike]", visits))
-    if len(packed) % VISIT_RECORD_SIZE:
-        raise ValueError(f"packed visits length {len(packed)} is not a multiple of {VISIT_RECORD_SIZE}")
-    return packed, ()
+# A window given as at most this many items is checked item by item and each item copied
+# with one memmove (the state machine's chunks of records); a longer one is taken as separate
+# records, joined in groups (one memmove per item would cost ~0.4 us each).
+_MAX_CHUNKS = 4096
+
+# Items per b"".join when a window comes as many separate records: 48 KB of bytes and 80 KB of
+# join's own array of buffer views, both under glibc's mmap threshold, so they stay in the heap
+# instead of being mapped, page-faulted and unmapped per evaluation.
+_RECORDS_PER_JOIN = 1024
+
+# Items of at least this many bytes on average are copied one memmove each, smaller ones joined.
+_MIN_MEMMOVE = 4096
+
+_BytesLike = (bytes, bytearray, memoryview)
 
 
-# Records per b"".join when copying a window given as separate records: 48 KB of bytes and
-# 80 KB of join's own array of buffer views, both under glibc's mmap threshold, so they stay
-# in the heap and in cache instead of being mapped, page-faulted and unmapped per evaluation
-# (one join of 100k records maps 4.8 + 8 MB).
-_RECORDS_PER_CHUNK = 1024
+def _window(visits: bytes | Sequence[bytes] | Sequence[VisitLike]) -> tuple[Sequence[bytes], int]:
+    """``(pieces, n)``: the window as bytes objects to copy back to back, and its record count.
 
-
-def _copy_records(address: int, records: Sequence[bytes]) -> None:
-    """Copy the 48-byte ``records`` back to back to ``address`` (wasm memory, room checked).
+    Accepted: one bytes-like object of packed records; a sequence of bytes-like items each a
+    multiple of 48 bytes (chunks of records, or single records: any mix); or visits, which
+    are packed here.
 
     Raises:
-        ValueError: a chunk of records does not add up to 48 bytes per record (checked
-            before it is copied, so nothing is written past the reserved block).
+        ValueError: a length is not a multiple of 48 bytes. Items are checked one by one in
+            a window of at most ``_MAX_CHUNKS`` items, else per group of
+            ``_RECORDS_PER_JOIN`` items (a group's bytes must be a multiple of 48).
     """
-    join, memmove, step = b"".join, ctypes.memmove, _RECORDS_PER_CHUNK
-    for start in range(0, len(records), step):
-        chunk = join(records[start : start + step])
-        expected = VISIT_RECORD_SIZE * min(step, len(records) - start)
-        if len(chunk) != expected:
-            raise ValueError(f"visit records {start}..{start + step} are not {VISIT_RECORD_SIZE} bytes each")
-        memmove(address, chunk, expected)
-        address += expected
+    if isinstance(visits, _BytesLike):
+        packed = visits if type(visits) is bytes else bytes(visits)
+        if len(packed) % VISIT_RECORD_SIZE:
+            raise ValueError(f"packed visits length {len(packed)} is not a multiple of {VISIT_RECORD_SIZE}")
+        return (packed,), len(packed) // VISIT_RECORD_SIZE
+    if not visits:
+        return (), 0
+    if not isinstance(visits[0], _BytesLike):
+        packed = pack_visits(cast("Sequence[VisitLike]", visits))
+        return (packed,), len(packed) // VISIT_RECORD_SIZE
+    items = cast("Sequence[bytes]", visits)
+    if len(items) <= _MAX_CHUNKS:
+        total = 0
+        for i, item in enumerate(items):
+            size = len(item)
+            if size % VISIT_RECORD_SIZE:
+                raise ValueError(f"visit chunk {i} is {size} bytes, not a multiple of {VISIT_RECORD_SIZE}")
+            total += size
+        if total >= _MIN_MEMMOVE * len(items):  # big chunks: one memmove each
+            if any(type(item) is not bytes for item in items):
+                items = [bytes(item) for item in items]
+            return items, total // VISIT_RECORD_SIZE
+    # Many or small items (separate records, typically): joined in cache-sized groups, before
+    # any wasm runs, so that the count is known for p2pmkt_alloc and a bad length raises first.
+    join, step = b"".join, _RECORDS_PER_JOIN
+    groups = [join(items[start : start + step]) for start in range(0, len(items), step)]
+    for g, group in enumerate(groups):
+        if len(group) % VISIT_RECORD_SIZE:
+            start = g * step
+            raise ValueError(
+                f"visit records {start}..{start + step} do not add up to a multiple of {VISIT_RECORD_SIZE} bytes"
+            )
+    return groups, sum(map(len, groups)) // VISIT_RECORD_SIZE
 
 
 class _PoolFull(Exception):
@@ -456,7 +479,7 @@ class WasmRuntime:
         """
         if fuel <= 0 or memory_bytes <= 0:
             raise ValueError("fuel and memory_bytes must be positive")
-        packed, records = _window(visits)
+        pieces, n_visits = _window(visits)
         self._counters.evaluations += 1
         try:
             param_bytes = pack_params(params) if params else b""
@@ -472,13 +495,13 @@ class WasmRuntime:
                 if compiled.pooled_at:
                     ev.open(self._pool_engine_at, memory_size=memory_bytes, fuel=fuel)
                     try:
-                        values, scale = self._run(compiled.pooled_at, packed, records, param_bytes, memory_bytes)
+                        values, scale = self._run(compiled.pooled_at, pieces, n_visits, param_bytes, memory_bytes)
                     except _PoolFull:
                         ev.close()
                         compiled = replace(compiled, pooled=None, pooled_at=0)
                 if not compiled.pooled_at:
                     ev.open(self._engine_at, memory_size=memory_bytes, fuel=fuel)
-                    values, scale = self._run(compiled.pre_at, packed, records, param_bytes, memory_bytes)
+                    values, scale = self._run(compiled.pre_at, pieces, n_visits, param_bytes, memory_bytes)
                 fuel_used = fuel - ev.fuel()
             except _Failed as failed:
                 used = fuel if failed.all_fuel else fuel - ev.fuel()
@@ -504,10 +527,10 @@ class WasmRuntime:
         return EvalResult(False, (), 0, fuel_used, reason)
 
     def _run(
-        self, pre: int, visits: bytes, records: Sequence[bytes], params: bytes, memory_bytes: int
+        self, pre: int, pieces: Sequence[bytes], n_visits: int, params: bytes, memory_bytes: int
     ) -> tuple[tuple[tuple[str, int], ...], int]:
-        """One evaluation in the evaluator's open store; ``pre`` is the InstancePre's handle."""
-        n_visits = len(records) if records else len(visits) // VISIT_RECORD_SIZE
+        """One evaluation in the evaluator's open store; ``pre`` is the InstancePre's handle,
+        ``pieces`` the window's bytes (``n_visits`` records in all, see :func:`_window`)."""
         size = len(params) + n_visits * VISIT_RECORD_SIZE
         if size + WASM_PAGE > memory_bytes:
             raise _Failed("memory_limit")  # the input alone cannot fit: do not even start
@@ -533,10 +556,10 @@ class WasmRuntime:
                 raise _Failed(f"bad_alloc: {ALLOC_EXPORT}({size}) returned {ptr}")
             if params:
                 ctypes.memmove(base + ptr, params, len(params))
-            if records:
-                _copy_records(base + ptr + len(params), records)
-            elif visits:
-                ctypes.memmove(base + ptr + len(params), visits, len(visits))
+            at, memmove = base + ptr + len(params), ctypes.memmove
+            for piece in pieces:
+                memmove(at, piece, len(piece))
+                at += len(piece)
             out = ev.call(_EVAL_SLOT, ptr + len(params), n_visits, ptr, len(params) // PARAM_RECORD_SIZE)
         except Trap as trap:
             raise self._classify(trap, bound, memory_bytes) from None

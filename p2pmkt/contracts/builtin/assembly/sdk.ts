@@ -166,36 +166,56 @@ export function tableCapacity(maxItems: i32): u64 {
 
 /**
  * A set of non-zero u64 ids (open addressing, linear probing), sized once for `maxItems`
- * (e.g. the window's record count, so it can never fill up): 3 slots per item, 24 bytes, so
- * that most ids settle at their home slot and `add` rarely branches. Id 0 is never a member.
+ * (e.g. the window's record count, so it can never fill up): tableCapacity(maxItems) slots of
+ * 8 bytes, 12 bytes per item. Id 0 is never a member.
  */
 export class IdSet {
   private slots: usize;
   private cap: u64;
   size: i32 = 0;
   constructor(maxItems: i32) {
-    this.cap = tableCapacity(maxItems) << 1;
+    this.cap = tableCapacity(maxItems);
     this.slots = allocate(<usize>this.cap * 8);
   }
   /** Insert `id`; true when it was not there yet (always false for 0). */
   // @ts-ignore: decorator
   @inline add(id: u64): bool {
-    const slots = this.slots;
-    const cap = this.cap;
-    let k = homeSlot(id, cap);
-    let at = slots + <usize>(k << 3);
-    let cur = load<u64>(at);
-    while (cur != id && cur != 0) { // another id lives here: probe on
-      if (++k == cap) k = 0;
-      at = slots + <usize>(k << 3);
-      cur = load<u64>(at);
-    }
-    // Branch-free from here (new and known ids come in no predictable order).
-    store<u64>(at, id);
-    const added = cur == 0 && id != 0;
+    const added = insertId(this.slots, this.cap, id);
     this.size += <i32>added;
     return added;
   }
+  /**
+   * Insert the visitor id of each of the `n` records at `visits`; return how many were new.
+   * One tight loop with everything in locals: much faster than calling `add` in a loop.
+   */
+  addVisitors(visits: usize, n: i32): i32 {
+    const slots = this.slots;
+    const cap = this.cap;
+    let added: i32 = 0;
+    const end = visits + <usize>max(n, 0) * <usize>VISIT_SIZE;
+    for (let v = visits; v < end; v += <usize>VISIT_SIZE) {
+      added += <i32>insertId(slots, cap, visitorId(v));
+    }
+    this.size += added;
+    return added;
+  }
+}
+
+// Insert `id` into the table of `cap` 8-byte slots at `slots`; true when it is new (never for
+// id 0, which stops at an empty slot and leaves it empty).
+// @ts-ignore: decorator
+@inline function insertId(slots: usize, cap: u64, id: u64): bool {
+  let k = homeSlot(id, cap);
+  let at = slots + <usize>(k << 3);
+  let cur = load<u64>(at);
+  while (cur != id && cur != 0) { // another id lives here: probe on
+    if (++k == cap) k = 0;
+    at = slots + <usize>(k << 3);
+    cur = load<u64>(at);
+  }
+  // Branch-free from here (new and known ids come in no predictable order).
+  store<u64>(at, id);
+  return (cur == 0) & (id != 0);
 }
 
 /**
