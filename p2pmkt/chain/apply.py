@@ -74,9 +74,10 @@ from p2pmkt.chain.roles import (
     write_validator_set,
 )
 from p2pmkt.chain.state import Receipt, StateReader, WriteBatch, next_state_root
-from p2pmkt.chain.tx import SignedTransaction, verify_txs
+from p2pmkt.chain.tx import _VERIFIED, SignedTransaction, verify_txs
 from p2pmkt.chain.validation import validate_tx
 from p2pmkt.errors import InvalidBlock, LocalError, NonceError, RemoteError
+from p2pmkt.market.apply import KINDS
 from p2pmkt.market.kinds import KindSpec, TxContext
 from p2pmkt.market.reports import end_block
 from p2pmkt.types import ZERO_HASH, Hash32, Height
@@ -334,6 +335,8 @@ def apply_block(
     receipts: list[Receipt] = []
     events: list[object] = []
     get = batch.get
+    chain_id, params = genesis.chain_id, genesis.params
+    max_tx_bytes, verified, kinds = params.max_tx_bytes, _VERIFIED, KINDS
     for index, stx in enumerate(block.txs):
         tx = stx.tx
         sender = bytes(tx.sender)
@@ -342,8 +345,19 @@ def apply_block(
         ctx = TxContext(overlay, tx.sender, genesis, height, time, index, stx.txid, runtime)
         try:
             # _admit, inlined: the stateless checks, then the nonce (check_nonce decides, with
-            # its message, whenever the nonce is not exactly the account's).
-            spec, parsed = validate_tx(stx, genesis)
+            # its message, whenever the nonce is not exactly the account's). validate_tx's
+            # checks in its order, for the usual transaction whose size and chain are right
+            # and whose signature verify_txs just verified; validate_tx decides the others.
+            spec = kinds.get(tx.kind)
+            if (
+                spec is not None
+                and len(stx.body) + len(stx.sig) <= max_tx_bytes
+                and tx.chain == chain_id
+                and (chain_id, stx.txid, stx.sig) in verified
+            ):
+                parsed = spec.parse(tx.payload, params)
+            else:
+                spec, parsed = validate_tx(stx, genesis)
             raw_nonce = get("accounts", sender)
             nonce = 0 if raw_nonce is None else decode_text_uint_map(raw_nonce, "nonce")
             if tx.nonce != nonce:

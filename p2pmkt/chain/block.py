@@ -25,7 +25,7 @@ by the proposer, must exceed the parent's, and is identical on every node.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from p2pmkt.chain.merkle import merkle_root
@@ -126,8 +126,25 @@ def build_block(
     return block
 
 
-def decode_block(data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
+def decode_block(
+    data: bytes,
+    *,
+    max_size: int = MAX_BLOCK_BYTES,
+    known: Callable[[bytes], SignedTransaction | None] | None = None,
+) -> Block:
     """Decode a block and check its internal consistency (not its signature).
+
+    Args:
+        data: the block's wire bytes.
+        max_size: reject ``data`` longer than this.
+        known: optional look-up of transactions decoded before (``DecodedTxCache.get``):
+            called with each transaction's exact wire bytes as the block embeds them, it
+            returns what :func:`~p2pmkt.chain.tx.decode_tx` returned for those bytes, or None
+            to have them decoded here. The caller guarantees that an answer came from
+            ``decode_tx`` of identical bytes; as a cheap guard, an answer is used only if it
+            encodes back to exactly those bytes (a concatenation for the usual 65-byte
+            signature), so a transaction of other bytes is never taken. The result equals
+            ``decode_block(data)``: same fields, same errors.
 
     Raises:
         DecodeError: malformed or non-canonical.
@@ -154,7 +171,10 @@ def decode_block(data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
     if not isinstance(h["chain"], str):
         raise InvalidBlock("block header 'chain' must be text")
     try:
-        txs = tuple(decode_tx(t) for t in raw_txs)
+        if known is None:
+            txs = tuple([decode_tx(t) for t in raw_txs])
+        else:
+            txs = tuple([_reuse(known, t) for t in raw_txs])
     except (DecodeError, InvalidTransaction) as exc:
         raise InvalidBlock(f"block holds a malformed transaction: {exc}") from exc
     header = Header(
@@ -178,6 +198,14 @@ def decode_block(data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
     object.__setattr__(block, "wire", bytes(data))  # decode() checked: the canonical bytes
     object.__setattr__(block, "txroot_checked", True)
     return block
+
+
+def _reuse(known: Callable[[bytes], SignedTransaction | None], raw: bytes) -> SignedTransaction:
+    """``known(raw)`` if it is the transaction ``raw`` encodes, else ``decode_tx(raw)``."""
+    stx = known(raw)
+    if stx is not None and type(stx) is SignedTransaction and stx.encode() == raw:
+        return stx
+    return decode_tx(raw)
 
 
 def verify_block_signature(block: Block) -> Address:

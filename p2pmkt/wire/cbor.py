@@ -176,6 +176,61 @@ def decode(
 _MISS: Any = object()
 
 
+def decode_canonical_map(
+    raw: bytes, keys: tuple[str, ...], *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> dict[str, Any] | None:
+    """``decode(raw, canonical=True, max_depth=max_depth)`` for a map with exactly ``keys``.
+
+    Returns the map if ``raw`` is the canonical encoding of a map in the subset whose keys are
+    ``keys`` in that order, else None: then nothing is decided, and the caller decodes with
+    :func:`decode`, which accepts or rejects with its message. Like :func:`_accept_canonical`
+    it only ever accepts what :func:`decode` accepts (same decoder options, same subset and
+    key-order test, same re-encoding comparison), minus :func:`decode`'s call layers and its
+    walk of the top-level map: ``keys`` is checked once per distinct tuple. For records of a
+    fixed shape decoded on every transaction (the signed body: ~1.5 us of ~9 us).
+
+    Raises:
+        ValueError: ``keys`` are not text in canonical order (a local bug: a map in that order
+            would not be canonical).
+    """
+    if keys not in _ORDERED_KEYS:
+        if not _keys_ordered(keys):
+            raise ValueError(f"keys {keys!r} are not text strings in canonical order")
+        if len(_ORDERED_KEYS) < _ORDERED_KEYS_MAX:
+            _ORDERED_KEYS.add(keys)
+    if type(raw) is not bytes or max_depth < 1:
+        return None
+    try:
+        value = _loads(
+            raw,
+            max_depth=max_depth + 1,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            strict_hashable_types=True,
+        )
+        if type(value) is not dict or tuple(value) != keys:
+            return None
+        for child in value.values():
+            kind = type(child)
+            if kind in _LEAVES:
+                continue
+            if kind is int:
+                if not _MIN_INT <= child <= _MAX_INT:
+                    return None
+            elif not _in_subset_and_ordered(child, 1, max_depth):
+                return None
+        if _dumps(value) != raw:
+            return None
+    except Exception:  # any failure: decode() decides, and names it
+        return None
+    result: dict[str, Any] = value
+    return result
+
+
+_loads = cbor2.loads
+_dumps = cbor2.dumps
+
+
 def _accept_canonical(raw: bytes, max_depth: int) -> Any:
     """The value of ``raw`` if the strict path below would accept it, else :data:`_MISS`.
 

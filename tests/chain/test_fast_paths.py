@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,9 +21,11 @@ from p2pmkt.chain.tx import (
     Transaction,
     decode_tx,
     make_tx,
+    signing_digest_prefix,
     verify_tx,
     verify_txs,
 )
+from p2pmkt.crypto.signing import PURPOSE_TX, signing_digest
 from p2pmkt.errors import DecodeError, InvalidSignature, InvalidTransaction
 from p2pmkt.testing.keys import dev_genesis, dev_key
 from p2pmkt.types import ZERO_HASH
@@ -117,3 +121,51 @@ def test_block_signature_pre_pass_remembers_only_what_verify_tx_accepts() -> Non
         verify_tx(forged, CHAIN)
     verify_tx(big, CHAIN)  # skipped above, still verified in its turn
     assert (CHAIN, big.txid, big.sig) in _VERIFIED
+
+
+def _body_variant(data: st.DataObject) -> bytes:
+    """A signed envelope around a body that may be wrong in any one field or encoding."""
+    fields: dict[str, Any] = {
+        "chain": CHAIN, "from": bytes(dev_key("platform").address), "nonce": 3,
+        "kind": "rules.publish", "payload": {"merchant": "m", "rules": b"x"},
+    }
+    name = data.draw(st.sampled_from(["none", *fields]))
+    if name != "none":
+        fields[name] = data.draw(
+            st.none() | st.booleans() | st.integers(-(2**64), 2**64 - 1) | st.binary(max_size=25)
+            | st.text(max_size=70) | st.floats(allow_nan=False) | st.lists(st.integers(), max_size=2)
+            | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+        )
+    if data.draw(st.booleans()):
+        del fields[data.draw(st.sampled_from(sorted(fields)))]
+    body = cbor2.dumps(fields, canonical=data.draw(st.booleans()))
+    if data.draw(st.booleans()):
+        raw = bytearray(body)
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        body = bytes(raw)
+    return encode_unchecked({"body": body, "sig": b"s" * 65})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_body_fast_path_decides_like_the_general_decoder(data: st.DataObject) -> None:
+    raw = _body_variant(data)
+    with pytest.MonkeyPatch.context() as mp:
+        assert _outcome(raw, fast=True, monkeypatch=mp) == _outcome(raw, fast=False, monkeypatch=mp)
+
+
+def test_signing_digest_prefix_matches_signing_digest() -> None:
+    body = _tx(5).body
+    for purpose in (PURPOSE_TX, "block"):
+        prefix = signing_digest_prefix(CHAIN, purpose)
+        assert hashlib.sha256(prefix + body).digest() == signing_digest(CHAIN, purpose, body)
+
+
+def test_a_valid_transaction_takes_the_body_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    stx = _tx(10)
+
+    def no_general_decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the general decoder ran")
+
+    monkeypatch.setattr(txmod, "decode", no_general_decode)
+    assert decode_tx(stx.encode()) == stx

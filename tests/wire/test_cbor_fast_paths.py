@@ -134,3 +134,53 @@ def test_fast_walk_of_lists_of_lists_refuses_values_outside_the_subset(leaf: Any
     assert cbor._accept_canonical(data, cbor.DEFAULT_MAX_DEPTH) is cbor._MISS
     with pytest.raises(DecodeError):
         decode(data, canonical=True)
+
+
+keys_strategy = st.lists(st.text(max_size=6), min_size=1, max_size=5, unique=True).map(
+    lambda ks: tuple(sorted(ks, key=lambda k: (len(k.encode()), k.encode())))
+)
+
+
+@settings(max_examples=300)
+@given(keys_strategy, st.lists(values, min_size=5, max_size=5), st.integers(1, 6), st.booleans())
+def test_decode_canonical_map_accepts_only_what_decode_accepts(
+    keys: tuple[str, ...], vals: list[Any], depth: int, reverse: bool
+) -> None:
+    value = dict(zip(keys, vals, strict=False))
+    for data in (cbor2.dumps(value, canonical=True), cbor2.dumps(dict(reversed(value.items())))):
+        fast = cbor.decode_canonical_map(data, keys, max_depth=depth)
+        verdict, expected = _verdict(data, depth)
+        if fast is not None:
+            assert verdict == "ok" and fast == expected and tuple(fast) == keys
+        elif verdict == "ok" and tuple(expected) == keys:
+            # Declining is allowed only for what the fast walk cannot judge cheaply: none here.
+            pytest.fail(f"decode_canonical_map declined canonical {data.hex()}")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xa2\x61a\x01\x61b\x02",  # fine
+        b"\xa2\x61a\x18\x01\x61b\x02",  # integer not in shortest form
+        b"\xa2\x61b\x02\x61a\x01",  # keys out of order
+        b"\xa2\x61a\x01\x61b\x02\x00",  # trailing byte
+        b"\xa2\x61a\xc2\x41\x01\x61b\x02",  # bignum tag that decodes to an int
+        b"\xa2\x61a\xf9\x3c\x00\x61b\x02",  # a float
+        b"\xa2\x61a\x3b\xff\xff\xff\xff\xff\xff\xff\xff\x61b\x02",  # below -2**63
+        b"\xa1\x61a\x01",  # a key missing (canonical, but not this shape)
+        b"\x82\x01\x02",  # not a map (canonical, but not this shape)
+        b"",
+    ],
+)
+def test_decode_canonical_map_declines_what_decode_rejects(data: bytes) -> None:
+    fast = cbor.decode_canonical_map(data, ("a", "b"))
+    verdict, expected = _verdict(data) if data else ("rejected", None)
+    shaped = verdict == "ok" and isinstance(expected, dict) and tuple(expected) == ("a", "b")
+    assert (fast is not None) == shaped  # canonical but of another shape: declined too
+    if fast is not None:
+        assert fast == expected
+
+
+def test_decode_canonical_map_refuses_keys_not_in_canonical_order() -> None:
+    with pytest.raises(ValueError, match="canonical order"):
+        cbor.decode_canonical_map(b"\xa0", ("bb", "a"))
