@@ -92,8 +92,14 @@ class TxBundleValidator:
         max_bundle_txs: int = DEFAULT_MAX_BUNDLE_TXS,
         max_tx_bytes: int = MAX_TX_BYTES,
         seen: SeenCache | None = None,
+        decode: Callable[..., SignedTransaction] = decode_tx,
     ) -> None:
+        """``decode(data, max_size=...)`` decodes one transaction like
+        :func:`~p2pmkt.chain.tx.decode_tx` (a node passes its
+        :class:`~p2pmkt.chain.tx.DecodedTxCache`'s ``decode``, so a transaction that arrives
+        again, or later inside a block, is decoded once)."""
         self.chain_id = chain_id
+        self.decode = decode
         self.max_bundle_bytes = max_bundle_bytes
         self.max_bundle_txs = max_bundle_txs
         self.max_tx_bytes = max_tx_bytes
@@ -107,7 +113,7 @@ class TxBundleValidator:
             raw = decode_bundle(
                 data, max_bytes=self.max_bundle_bytes, max_txs=self.max_bundle_txs
             )
-            txs = [decode_tx(t, max_size=self.max_tx_bytes) for t in raw]
+            txs = [self.decode(t, max_size=self.max_tx_bytes) for t in raw]
         except RemoteError as exc:
             return BundleCheck(Reject(exc.reason, exc.message))
         fresh = [t for t in txs if not self.seen.seen(t.txid, now)]

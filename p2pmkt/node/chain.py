@@ -42,7 +42,7 @@ from p2pmkt.chain.block import Block, build_block, decode_block, verify_block_si
 from p2pmkt.chain.contract_api import ContractRuntime
 from p2pmkt.chain.genesis import Genesis
 from p2pmkt.chain.mempool import Mempool
-from p2pmkt.chain.tx import SignedTransaction, decode_tx
+from p2pmkt.chain.tx import DecodedTxCache, SignedTransaction
 from p2pmkt.chain.validation import validate_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import ConfigError, InvalidBlock, P2pmktError
@@ -53,6 +53,9 @@ from p2pmkt.storage.lmdb import LmdbStore
 from p2pmkt.types import Address
 
 log = logging.getLogger("p2pmkt.chain")
+
+TX_CACHE_BYTES = 32 << 20
+"""Bytes of recently decoded transactions a node keeps (bounded: issue 8's memory target)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,8 @@ class ChainService:
         self.runtime = runtime
         self.metrics = metrics or NodeMetrics()
         self.mempool = Mempool(genesis.params)
+        self.tx_cache = DecodedTxCache(max_bytes=TX_CACHE_BYTES)
+        """Transactions decoded from identical bytes before (RPC, gossip, then the block)."""
         self._arrival: dict[bytes, float] = {}  # txid → monotonic arrival, for commit latency
         self._announced: dict[bytes, float] = {}  # txid → last re-announcement by gossip
 
@@ -145,7 +150,7 @@ class ChainService:
             UnknownKind, MempoolFull: the transaction is not taken (counted in metrics).
         """
         try:
-            stx = decode_tx(data, max_size=self.genesis.params.max_tx_bytes)
+            stx = self.tx_cache.decode(data, max_size=self.genesis.params.max_tx_bytes)
         except P2pmktError as exc:
             self.metrics.reject(exc.reason, where)
             raise
@@ -251,7 +256,8 @@ class ChainService:
         skipped (None). Every node skips the same blocks: validity depends only on the block
         and the chain."""
         try:
-            block = decode_block(data, max_size=self.genesis.params.max_block_bytes)
+            block = decode_block(data, max_size=self.genesis.params.max_block_bytes,
+                                 known=self.tx_cache.get)
         except P2pmktError as exc:
             self.metrics.reject(exc.reason, "block")
             log.warning(kv("block_skipped", reason=exc.reason, message=str(exc)))

@@ -165,6 +165,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
             def on_leader(leader: Any, term: Any) -> None:
                 leading[0] = leader == NodeId(address)
 
+            if net.gossip is not None:  # one decoding per transaction: gossip, RPC, blocks
+                net.gossip.tx_validator.decode = chain.tx_cache.decode
             app = ChainApp(chain, on_applied=on_applied, on_leader=on_leader)
             raft_store = LmdbRaftLogStore(chain.store.env)
             if raft_store.last_index() == 0 and is_validator:

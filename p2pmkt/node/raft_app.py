@@ -121,7 +121,8 @@ class ChainApp:
 
     def _block(self, data: bytes) -> None:
         try:
-            block = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes)
+            block = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes,
+                                 known=self.chain.tx_cache.get)
         except P2pmktError as exc:
             self.chain.metrics.reject(exc.reason, "raft")
             log.warning(kv("raft_entry_skipped", reason=exc.reason, message=str(exc)))
