@@ -198,8 +198,9 @@ class ContractRuntime(Protocol):
             code_hash: ``sha256(code)``, the cache key for the compiled module (trusted: the
                 chain computed it at deploy).
             visits: the window, in chain order: its :func:`pack_visit` records as a
-                sequence of 48-byte ``bytes`` (what the state machine stores; the fast
-                path), or those records already concatenated, or visit objects (packed here).
+                sequence of byte chunks, each a whole number of 48-byte records (what the
+                state machine stores; the fast path: one copy per chunk), or those records
+                already concatenated, or visit objects (packed here).
             params: the indicator's integer parameters from its configuration.
             fuel: fuel budget for this execution (chain parameter).
             memory_bytes: linear-memory limit for this execution (chain parameter).

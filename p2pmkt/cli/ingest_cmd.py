@@ -1,4 +1,4 @@
-"""``p2pmkt visits ingest``: files (or stdin) of visits → signed ``visit.batch`` transactions.
+"""``p2pmkt visits ingest``: files (or stdin) of visits → signed ``visit.pack`` transactions.
 
 The pure pieces live in :mod:`p2pmkt.ingest` (parsers, :class:`Batcher`, :class:`LineTailer`);
 this module does the I/O: reads the file in chunks (following it as it grows with
@@ -41,6 +41,7 @@ async def _ingest(args: argparse.Namespace) -> int:
         detect_format,
         make_parser,
     )
+    from p2pmkt.market.packed import pack_visits
     from p2pmkt.node.workload import submit_retrying
 
     addr, key = resolve(args, need_key=True)
@@ -71,8 +72,7 @@ async def _ingest(args: argparse.Namespace) -> int:
             async def send(batches: list[Any]) -> None:
                 nonlocal last_txid
                 for b in batches:
-                    last_txid = await submit_retrying(sub, key, "visit.batch",
-                                                      {"visits": [v.to_wire() for v in b.visits]})
+                    last_txid = await submit_retrying(sub, key, "visit.pack", pack_visits(b.visits))
                     stats["txs"] += 1
                     stats["visits"] += len(b.visits)
 

@@ -34,15 +34,18 @@ from p2pmkt.market.model import (
     parse_report_id,
     report_id,
 )
+from p2pmkt.market.packed import VisitPack, pack_visits
 from p2pmkt.market.reports import end_block
 from p2pmkt.market.store import (
     IndicatorState,
+    VisitChunk,
     all_indicators,
     get_indicator,
     get_marketing,
     get_marketing_version,
     get_report,
     packed_window,
+    read_chunks,
     visit_count,
     visit_origins,
 )
@@ -71,6 +74,8 @@ __all__ = [
     "Target",
     "TxContext",
     "Visit",
+    "VisitChunk",
+    "VisitPack",
     "VisitsAppended",
     "all_indicators",
     "end_block",
@@ -79,8 +84,10 @@ __all__ = [
     "get_marketing_version",
     "get_report",
     "is_due",
+    "pack_visits",
     "packed_window",
     "parse_report_id",
+    "read_chunks",
     "report_id",
     "visit_count",
     "visit_origins",

@@ -14,9 +14,11 @@ Rules every handler keeps:
 * deterministic: inputs are the payload, the sender, state, block height and block time;
 * bounded: work is linear in the payload (which the chain's size limits bound) plus a few
   point reads; the one scan (member names on ``member.add``) is over the small members table;
-* ``visit.batch`` is the hot path (issue 6 targets 50,000 visits/s): one check of the wire
-  array per visit in ``parse`` (no object built), and here one ``struct`` pack and one dict
-  store per visit; counters and events are per merchant, not per visit.
+* ``visit.batch`` and ``visit.pack`` are the hot path (issue 6 targets 50,000 visits/s):
+  ``visit.batch`` checks its wire arrays in one pass and packs one ``struct`` per visit;
+  ``visit.pack`` (:mod:`p2pmkt.market.packed`) does its per-visit work in C loops. Both
+  write one state value per merchant and transaction (a chunk of records), one counter and
+  one event per merchant: nothing per visit but the 48 bytes of its record.
 
 :data:`KINDS` maps each kind name to its :class:`~p2pmkt.market.kinds.KindSpec`; it is the
 single source the chain's block application, the mempool and gossip validation consult.
@@ -26,12 +28,19 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
+from itertools import repeat
 from typing import Any
 
 from p2pmkt.chain._slots import slot_builder
-from p2pmkt.chain.contract_api import ACCESS_METHOD_CODES, OPERATION_CODES, text_id
+from p2pmkt.chain.contract_api import (
+    ACCESS_METHOD_CODES,
+    OPERATION_CODES,
+    VISIT_RECORD_SIZE,
+    text_id,
+)
 from p2pmkt.chain.genesis import ChainParams
 from p2pmkt.chain.roles import (
     GOVERNANCE_KINDS,
@@ -67,13 +76,14 @@ from p2pmkt.market.kinds import (
     parse_visit_batch,
 )
 from p2pmkt.market.model import IndicatorSpec, MarketingInfo, parse_report_id
+from p2pmkt.market.packed import VisitPack, parse_visit_pack
 from p2pmkt.market.store import (
-    VISIT_VALUE_SIZE,
+    CHUNK_HEADER,
     IndicatorState,
+    chunk_key,
     get_indicator,
     get_marketing,
     get_report,
-    merchant_prefix,
     put_indicator,
     put_marketing,
     set_visit_count,
@@ -81,15 +91,14 @@ from p2pmkt.market.store import (
 )
 from p2pmkt.types import Hash32
 
-_U64 = struct.Struct(">Q").pack
-
 
 def apply_visit_batch(ctx: TxContext, p: VisitBatch) -> None:
     """Append each visit to its merchant's sequence (terminal role; any merchant on chain).
 
-    Each visit is stored under ``merchant ‖ 0x00 ‖ seq`` as its 64-byte value
-    (:mod:`p2pmkt.market.store`): the 48-byte :func:`~p2pmkt.chain.contract_api.pack_visit`
-    record followed by its origin, built here in one ``struct`` call per visit.
+    The visits of each merchant become one stored chunk (:mod:`p2pmkt.market.store`): their
+    48-byte :func:`~p2pmkt.chain.contract_api.pack_visit` records, one ``struct`` call per
+    visit, behind one header saying where they came from. One state write per merchant and
+    transaction, not one per visit.
 
     Raises:
         PermissionDenied: the sender is not a terminal.
@@ -100,20 +109,14 @@ def apply_visit_batch(ctx: TxContext, p: VisitBatch) -> None:
     record = member_of(batch, ctx.sender)
     if record is None or "terminal" not in record.roles:  # require_role's test, inlined
         require_role(batch, ctx.sender, "terminal")
-    counts: dict[str, int] = {}
-    firsts: dict[str, int] = {}
-    prefixes: dict[str, bytes] = {}
-    visits = p.visits
+    groups: dict[str, list[bytes]] = {}
+    firsts: dict[str, tuple[int, int]] = {}  # merchant -> (first seq, index of its first visit)
     store = not ctx.dry_run
-    if store:
-        writes = batch.table_writes("visits")
-        pack = _VISIT_VALUE.pack
-        height, tx_index = _swap64(ctx.height), _swap32(ctx.tx_index)
-        swapped = _swapped_indexes(len(visits))
-        methods, operations = ACCESS_METHOD_CODES, OPERATION_CODES
-    for i, (ip, account, time, merchant, method, op, item, amount) in enumerate(visits):
-        seq = counts.get(merchant)
-        if seq is None:
+    pack = _RECORD.pack
+    methods, operations = ACCESS_METHOD_CODES, OPERATION_CODES
+    for i, (ip, account, time, merchant, method, op, item, amount) in enumerate(p.visits):
+        mine = groups.get(merchant)
+        if mine is None:
             seq = visit_count(batch, merchant)
             if seq is None:
                 raise InvalidTransaction(
@@ -121,47 +124,91 @@ def apply_visit_batch(ctx: TxContext, p: VisitBatch) -> None:
                     "(no member holds a role for it); ask the platform to add it",
                     reason="unknown_merchant",
                 )
-            firsts[merchant] = seq
-            prefixes[merchant] = merchant_prefix(merchant)
-        counts[merchant] = seq + 1
-        if store:
-            writes[prefixes[merchant] + _U64(seq)] = pack(
-                time, amount, text_id(b"a", account), text_id(b"i", ip), text_id(b"t", item),
-                methods[method], operations[op], height, tx_index, swapped[i],
+            firsts[merchant] = (seq, i)
+            mine = groups[merchant] = []
+        mine.append(pack(
+            time, amount, text_id(b"a", account), text_id(b"i", ip), text_id(b"t", item),
+            methods[method], operations[op],
+        ) if store else b"")
+    for merchant, mine in groups.items():
+        first, index = firsts[merchant]
+        _append_chunk(ctx, merchant, first, index, len(mine), mine if store else None)
+
+
+def apply_visit_pack(ctx: TxContext, p: VisitPack) -> None:
+    """:func:`apply_visit_batch` for a ``visit.pack``: the same checks, state and events.
+
+    Work per *visit* is C loops only (``map`` over the columns, one stable ``sorted``): text
+    ids are computed once per distinct text, the records are built by one ``map`` of a
+    ``struct`` pack and grouped by merchant by a stable sort of their positions.
+
+    Raises:
+        PermissionDenied: the sender is not a terminal.
+        InvalidTransaction: a visit names a merchant unknown to the chain
+            (reason ``unknown_merchant``), naming the first such visit as visit.batch does.
+    """
+    batch = ctx.batch
+    record = member_of(batch, ctx.sender)
+    if record is None or "terminal" not in record.roles:
+        require_role(batch, ctx.sender, "terminal")
+    strings, merchants = p.strings, p.merchants
+    firsts: dict[int, int] = {}
+    for k in dict.fromkeys(merchants):  # distinct merchants, in order of first visit
+        seq = visit_count(batch, strings[k])
+        if seq is None:
+            raise InvalidTransaction(
+                f"visit.pack: visit {merchants.index(k)}: merchant {strings[k]!r:.70} is not on "
+                "this chain (no member holds a role for it); ask the platform to add it",
+                reason="unknown_merchant",
             )
-    for merchant, count in counts.items():
-        set_visit_count(batch, merchant, count)
-        ctx.events.append(_new_visits_appended(merchant, firsts[merchant], count - firsts[merchant]))
+        firsts[k] = seq
+    store = not ctx.dry_run
+    records: list[bytes] = []
+    if store:
+        get = strings.__getitem__
+        accounts = dict(zip(a := set(p.accounts), map(text_id, repeat(b"a"), map(get, a)), strict=True))
+        ips = dict(zip(a := set(p.ips), map(text_id, repeat(b"i"), map(get, a)), strict=True))
+        items = dict(zip(a := set(p.items), map(text_id, repeat(b"t"), map(get, a)), strict=True))
+        records = list(map(
+            _RECORD.pack, p.times, p.amounts, map(accounts.__getitem__, p.accounts),
+            map(ips.__getitem__, p.ips), map(items.__getitem__, p.items), p.methods, p.ops,
+        ))
+    if len(firsts) == 1:
+        ((k, first),) = firsts.items()
+        _append_chunk(ctx, strings[k], first, 0, len(merchants), records if store else None)
+        return
+    # Group by merchant: a stable sort of the positions by merchant index keeps each
+    # merchant's visits in transaction (= seq) order; merchant k's run starts where the
+    # runs of the smaller indexes end.
+    order = sorted(range(len(merchants)), key=merchants.__getitem__)
+    grouped = list(map(records.__getitem__, order)) if store else []
+    counts = Counter(merchants)
+    spans: dict[int, tuple[int, int]] = {}
+    lo = 0
+    for k in sorted(firsts):
+        spans[k] = (lo, lo + counts[k])
+        lo = spans[k][1]
+    for k, first in firsts.items():  # in order of first visit, as visit.batch
+        lo, hi = spans[k]
+        _append_chunk(ctx, strings[k], first, order[lo], hi - lo, grouped[lo:hi] if store else None)
+
+
+def _append_chunk(
+    ctx: TxContext, merchant: str, first: int, index: int, count: int, records: list[bytes] | None
+) -> None:
+    """Append ``count`` visits of ``merchant`` from this transaction: its counter, its event
+    and, unless ``records`` is None (a dry run), the stored chunk of their records."""
+    if records is not None:
+        ctx.batch.table_writes("visits")[chunk_key(merchant, first + count - 1)] = (
+            CHUNK_HEADER.pack(first, ctx.height, ctx.tx_index, index) + b"".join(records)
+        )
+    set_visit_count(ctx.batch, merchant, first + count)
+    ctx.events.append(_new_visits_appended(merchant, first, count))
 
 
 _new_visits_appended = slot_builder(VisitsAppended)  # one per transaction and merchant
-
-# A stored visit value is pack_visit's record (little-endian, 48 bytes) followed by the origin
-# VISIT_ORIGIN (height u64, tx index u32, visit index u32, **big-endian**). One struct cannot
-# mix byte orders, so the origin's integers are passed byte-swapped to a little-endian format:
-# the bytes are the same as pack_visit(v) + VISIT_ORIGIN.pack(...) (tests/market pins it), in
-# one pack call instead of two packs and a concatenation.
-_VISIT_VALUE = struct.Struct("<qqQQQBB6xQII")
-assert _VISIT_VALUE.size == VISIT_VALUE_SIZE
-
-
-def _swap64(value: int) -> int:
-    return int.from_bytes(value.to_bytes(8, "big"), "little")
-
-
-def _swap32(value: int) -> int:
-    return int.from_bytes(value.to_bytes(4, "big"), "little")
-
-
-def _swapped_indexes(count: int) -> list[int]:
-    """``[_swap32(i) for i in range(count)]``, from a table grown on demand."""
-    table = _SWAPPED
-    if len(table) < count:
-        table.extend(_swap32(i) for i in range(len(table), count))
-    return table
-
-
-_SWAPPED: list[int] = []
+_RECORD = struct.Struct("<qqQQQBB6x")  # pack_visit's record (tests/market pins the equality)
+assert _RECORD.size == VISIT_RECORD_SIZE
 
 
 def apply_deploy(ctx: TxContext, p: Deploy) -> None:
@@ -321,6 +368,7 @@ def _governance(kind: str) -> KindSpec:
 KINDS: Mapping[str, KindSpec] = {
     **{kind: _governance(kind) for kind in GOVERNANCE_KINDS},
     "visit.batch": KindSpec("visit.batch", parse_visit_batch, apply_visit_batch),
+    "visit.pack": KindSpec("visit.pack", parse_visit_pack, apply_visit_pack),
     "contract.deploy": KindSpec("contract.deploy", parse_deploy, apply_deploy),
     "indicator.configure": KindSpec("indicator.configure", parse_configure, apply_configure),
     "indicator.remove": KindSpec("indicator.remove", parse_remove, apply_remove),

@@ -23,6 +23,11 @@ kind                     who            payload
 ``validator.set``        platform       ``{"member": bstr(20), "status": "voter"|"learner"|"none"}``
 ``visit.batch``          terminal       ``{"visits": [[ip, account, time, merchant, method, op,
                                         item, amount], ...]}`` (1..max_visits_per_tx)
+``visit.pack``           terminal       ``{"strings": [text, ...], "visits": bstr}``: the same
+                                        visits, same rules and same effect, as a sorted table
+                                        of distinct texts plus 34-byte records
+                                        (:mod:`p2pmkt.market.packed`; built by
+                                        :func:`~p2pmkt.market.packed.pack_visits`)
 ``contract.deploy``      merchant-ops   ``{"code": bstr}`` (any merchant-ops, or platform for
                          or platform    the shared catalog); stored under sha256(code)
 ``indicator.configure``  merchant-ops   :meth:`IndicatorSpec.from_wire` fields

@@ -41,7 +41,7 @@ from p2pmkt.market.store import (
     put_indicator,
     put_report,
     visit_count,
-    window_records,
+    window_chunks,
 )
 
 
@@ -88,7 +88,7 @@ def end_block(
             result = runtime.evaluate(
                 code,
                 spec.code_hash,
-                window_records(batch, spec.merchant, ind.from_seq, end),
+                window_chunks(batch, spec.merchant, ind.from_seq, end),
                 dict(spec.params),
                 fuel=params.contract_fuel,
                 memory_bytes=params.contract_memory_bytes,

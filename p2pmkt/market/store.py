@@ -11,7 +11,7 @@ order, with sequence numbers as 8-byte big-endian so byte order is numeric order
 table           key                                                   value
 ==============  ====================================================  =====================================
 ``merchants``   merchant                                              CBOR ``{"visits": int}`` (next seq)
-``visits``      merchant ‖ 0x00 ‖ seq (u64 BE)                        visit record (below)
+``visits``      merchant ‖ 0x00 ‖ last seq (u64 BE)                   visit chunk (below)
 ``contracts``   sha256(code)                                          wasm bytes
 ``indicators``  merchant ‖ 0x00 ‖ name                                CBOR ``{"spec", "next_n",
                                                                       "from_seq", "last_time",
@@ -22,12 +22,22 @@ table           key                                                   value
 ``rules``       merchant                                              the rules document, raw bytes
 ==============  ====================================================  =====================================
 
-Visit record (64 bytes): the 48-byte record of :func:`p2pmkt.chain.contract_api.pack_visit`
-(what contracts read, so evaluating a window is one ``b"".join`` of slices) followed by the
-visit's origin, ``height`` (u64 BE) ‖ ``tx index`` (u32 BE) ‖ ``visit index in the tx`` (u32 BE),
-which points at the full visit (IP, account and item text) in the block store. The text fields
-are not repeated in state: the ledger holds them once, and the record stays small for the
-50,000 visits/s target of issue 6.
+Visit chunk: the visits of one merchant that one transaction appended, as one value::
+
+    first seq (u64 BE) ‖ height (u64 BE) ‖ tx index (u32 BE) ‖ first visit index (u32 BE)
+    ‖ the 48-byte :func:`p2pmkt.chain.contract_api.pack_visit` records, in seq order
+
+keyed by the seq of its **last** visit, so that the chunks a window ``[start, end)`` touches
+are one forward range scan from ``merchant ‖ 0x00 ‖ start``: the first key at or after it is
+the chunk holding ``start``; the scan stops at the chunk holding ``end - 1``; the two end
+chunks are sliced. The records are what contracts read (a window is slices of chunk values,
+with no per-visit work); the header says where the visits came from: block ``height``,
+transaction ``tx index`` and, inside it, the index of the chunk's first visit. The ``k``-th
+record of a chunk is the ``k``-th visit *of this merchant* in that transaction (a transaction
+may interleave merchants), so the full visit (IP, account and item text) is found in the
+block store by walking the transaction's visits from the first visit index. The texts are not
+repeated in state: the ledger holds them once, and state grows by 48 bytes a visit plus one
+key and header per transaction and merchant (issue 6: 50,000 visits/s).
 
 Merchant ids never contain 0x00 (see :func:`p2pmkt.chain.genesis.valid_merchant_id`), and
 indicator names never do either, so the separators are unambiguous.
@@ -38,6 +48,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from p2pmkt.chain.contract_api import VISIT_RECORD_SIZE
@@ -45,17 +56,62 @@ from p2pmkt.chain.state import StateReader, WriteBatch
 from p2pmkt.market.model import IndicatorSpec, MarketingInfo, Report
 from p2pmkt.wire.cbor import decode, decode_text_uint_map, encode, encode_text_uint_map
 
-VISIT_ORIGIN = struct.Struct(">QII")
-VISIT_VALUE_SIZE = VISIT_RECORD_SIZE + VISIT_ORIGIN.size
+CHUNK_HEADER = struct.Struct(">QQII")
+"""First seq, height, tx index, first visit index: the head of a stored visit chunk."""
+CHUNK_HEADER_SIZE = CHUNK_HEADER.size
 _U64 = struct.Struct(">Q")
+_RECORD = struct.Struct(f"{VISIT_RECORD_SIZE}s")
 
 
 def merchant_prefix(merchant: str) -> bytes:
     return merchant.encode() + b"\x00"
 
 
-def visit_key(merchant: str, seq: int) -> bytes:
-    return merchant_prefix(merchant) + _U64.pack(seq)
+def chunk_key(merchant: str, last_seq: int) -> bytes:
+    """Key of the visit chunk of ``merchant`` whose last visit has seq ``last_seq``."""
+    return merchant_prefix(merchant) + _U64.pack(last_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitChunk:
+    """One stored visit chunk, decoded (see the module docstring).
+
+    Attributes:
+        first_seq: seq of its first visit; it holds ``count`` visits from there.
+        height, tx_index: the transaction that appended them.
+        first_index: index, in that transaction, of the chunk's first visit.
+        records: the concatenated 48-byte contract records.
+    """
+
+    first_seq: int
+    height: int
+    tx_index: int
+    first_index: int
+    records: bytes
+
+    @property
+    def count(self) -> int:
+        return len(self.records) // VISIT_RECORD_SIZE
+
+
+def window_chunks(state: StateReader, merchant: str, start: int, end: int) -> list[bytes]:
+    """The packed contract records of visits ``[start, end)`` of ``merchant``, in chunks.
+
+    Each item is a whole number of 48-byte records (a slice of one stored chunk); joined, they
+    are the window. One range scan and no per-visit work.
+    """
+    size, head = VISIT_RECORD_SIZE, CHUNK_HEADER_SIZE
+    out = []
+    for _, value in _chunk_rows(state, merchant, start, end):
+        first = _U64.unpack_from(value)[0]
+        lo = head + size * (max(start, first) - first)
+        out.append(value[lo : head + size * (end - first)])  # a slice stops at the value's end
+    return out
+
+
+def packed_window(state: StateReader, merchant: str, start: int, end: int) -> bytes:
+    """The packed contract records of visits ``[start, end)`` of ``merchant``, concatenated."""
+    return b"".join(window_chunks(state, merchant, start, end))
 
 
 def visit_count(state: StateReader, merchant: str) -> int | None:
@@ -68,33 +124,46 @@ def set_visit_count(batch: WriteBatch, merchant: str, count: int) -> None:
     batch.put("merchants", merchant.encode(), encode_text_uint_map("visits", count))
 
 
-def packed_window(state: StateReader, merchant: str, start: int, end: int) -> bytes:
-    """The packed contract records of visits ``[start, end)`` of ``merchant``, concatenated."""
-    size = VISIT_RECORD_SIZE
-    return b"".join(
-        value[:size]
-        for _, value in state.scan("visits", visit_key(merchant, start), visit_key(merchant, end))
-    )
-
-
 def window_records(state: StateReader, merchant: str, start: int, end: int) -> list[bytes]:
     """The packed contract records of visits ``[start, end)`` of ``merchant``, one per visit.
 
-    What report evaluation hands the contract runtime: it copies them into the contract's
-    memory itself, without first joining them into one 4.8 MB object (issue 3).
+    What report evaluation hands the contract runtime today: it copies them into the
+    contract's memory itself, without first joining them into one 4.8 MB object (issue 3).
+    Split from :func:`window_chunks` in C (``iter_unpack``); once the runtime takes chunks
+    of whole records, :func:`window_chunks` is the cheaper input.
     """
-    size = VISIT_RECORD_SIZE
-    return [
-        value[:size]
-        for _, value in state.scan("visits", visit_key(merchant, start), visit_key(merchant, end))
-    ]
+    out: list[bytes] = []
+    for chunk in window_chunks(state, merchant, start, end):
+        out.extend(map(itemgetter(0), _RECORD.iter_unpack(chunk)))
+    return out
 
 
 def visit_origins(state: StateReader, merchant: str, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """``(seq, height, tx index, visit index)`` of visits ``[start, end)``: where each came from."""
-    for key, value in state.scan("visits", visit_key(merchant, start), visit_key(merchant, end)):
-        height, tx_index, visit_index = VISIT_ORIGIN.unpack_from(value, VISIT_RECORD_SIZE)
-        yield _U64.unpack_from(key, len(key) - 8)[0], height, tx_index, visit_index
+    """``(seq, height, tx index, nth)`` of visits ``[start, end)``: where each came from.
+
+    ``nth``: the visit is the ``nth`` (from 0) visit of ``merchant`` in that transaction.
+    """
+    for key, value in _chunk_rows(state, merchant, start, end):
+        first, height, tx_index, _first_index = CHUNK_HEADER.unpack_from(value)
+        last = _U64.unpack_from(key, len(key) - 8)[0]
+        for seq in range(max(start, first), min(end, last + 1)):
+            yield seq, height, tx_index, seq - first
+
+
+def read_chunks(state: StateReader, merchant: str, start: int, end: int) -> Iterator[VisitChunk]:
+    """The stored chunks holding visits ``[start, end)`` of ``merchant``, whole and decoded."""
+    for _, value in _chunk_rows(state, merchant, start, end):
+        first, height, tx_index, first_index = CHUNK_HEADER.unpack_from(value)
+        yield VisitChunk(first, height, tx_index, first_index, value[CHUNK_HEADER_SIZE:])
+
+
+def _chunk_rows(state: StateReader, merchant: str, start: int, end: int) -> Iterator[tuple[bytes, bytes]]:
+    if end <= start:
+        return
+    for key, value in state.scan("visits", chunk_key(merchant, start), merchant.encode() + b"\x01"):
+        yield key, value
+        if _U64.unpack_from(key, len(key) - 8)[0] >= end - 1:
+            return
 
 
 @dataclass(frozen=True, slots=True)

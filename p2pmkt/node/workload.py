@@ -233,6 +233,7 @@ async def run_visit_stream(
 ) -> None:
     """Submit the demo merchants' visits, tick by tick, until cancelled."""
     from p2pmkt.demo import DemoWorld
+    from p2pmkt.market.packed import pack_visits
 
     world = DemoWorld(seed, scale=calibrated_scale(merchants, visits_per_second, seed))
     infos: dict[str, MarketingInfo | None] = {}
@@ -249,7 +250,7 @@ async def run_visit_stream(
             for i in range(0, len(visits), max_per_tx):
                 chunk = [v.to_wire() for v in visits[i : i + max_per_tx]]
                 try:
-                    await submit_retrying(sub, terminal, "visit.batch", {"visits": chunk})
+                    await submit_retrying(sub, terminal, "visit.pack", pack_visits(chunk))
                 except NonceError:
                     continue  # our view of the nonce went stale; NonceBook re-reads it
                 if counter is not None:

@@ -1,4 +1,4 @@
-"""The visit.batch hot path decides and stores exactly what the per-visit model code does."""
+"""The visit hot paths decide and store exactly what the per-visit model code does."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from p2pmkt.chain.contract_api import pack_visit
 from p2pmkt.chain.state import MemoryState, WriteBatch
 from p2pmkt.errors import InvalidTransaction
-from p2pmkt.market.apply import apply_visit_batch
+from p2pmkt.market.apply import apply_visit_batch, apply_visit_pack
 from p2pmkt.market.kinds import TxContext, _all_valid, parse_visit_batch
 from p2pmkt.market.model import ACCESS_METHODS, OPERATIONS, Visit
-from p2pmkt.market.store import VISIT_ORIGIN, visit_key
+from p2pmkt.market.packed import pack_visits, parse_visit_pack
+from p2pmkt.market.store import CHUNK_HEADER, chunk_key
 from p2pmkt.testing.builders import LocalChain, visit
 from p2pmkt.testing.keys import dev_genesis, dev_key
 
@@ -82,19 +83,24 @@ def test_a_hand_built_odd_visit_still_parses_as_before() -> None:
     st.integers(1, 2**40),
     st.integers(0, 5000),
 )
-def test_stored_visit_values_are_pack_visit_and_origin(rows: list[Any], height: int, tx_index: int) -> None:
+def test_stored_chunks_are_pack_visit_records_behind_their_origin(rows: list[Any], height: int, tx_index: int) -> None:
     chain = LocalChain()
     wire = [visit(m, op, ip=ip, account=acct, time=t, method=method, item=acct, amount=amount)
             for m, method, op, ip, acct, t, amount in rows]
-    batch = WriteBatch(chain.state)
-    ctx = TxContext(batch, dev_key("terminal").address, chain.genesis, height, 1, tx_index, b"", None)
-    apply_visit_batch(ctx, parse_visit_batch({"visits": wire}, chain.genesis.params))
-    seqs = {"acme": 0, "globex": 0}
-    for i, v in enumerate(wire):
-        key = visit_key(v[3], seqs[v[3]])
-        seqs[v[3]] += 1
-        expected = pack_visit(Visit.from_wire(v)) + VISIT_ORIGIN.pack(height, tx_index, i)
-        assert batch.get("visits", key) == expected
+    for kind, payload, parse, apply in (
+        ("visit.batch", {"visits": wire}, parse_visit_batch, apply_visit_batch),
+        ("visit.pack", pack_visits(wire), parse_visit_pack, apply_visit_pack),
+    ):
+        batch = WriteBatch(chain.state)
+        ctx = TxContext(batch, dev_key("terminal").address, chain.genesis, height, 1, tx_index, b"", None)
+        apply(ctx, parse(payload, chain.genesis.params))
+        for m in ("acme", "globex"):
+            mine = [i for i, v in enumerate(wire) if v[3] == m]
+            if mine:
+                expected = CHUNK_HEADER.pack(0, height, tx_index, mine[0]) + b"".join(
+                    pack_visit(Visit.from_wire(wire[i])) for i in mine)
+                assert batch.get("visits", chunk_key(m, len(mine) - 1)) == expected, kind
+            assert len(batch.table_writes("visits")) == len({v[3] for v in wire})
 
 
 def test_table_writes_refuses_an_unknown_table() -> None:

@@ -7,15 +7,22 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pmkt.chain.contract_api import pack_visit
 from p2pmkt.market.model import Visit
+from p2pmkt.market.packed import pack_visits
 from p2pmkt.market.store import (
-    VISIT_VALUE_SIZE,
+    CHUNK_HEADER_SIZE,
+    VisitChunk,
+    chunk_key,
     packed_window,
+    read_chunks,
     visit_count,
-    visit_key,
     visit_origins,
+    window_chunks,
+    window_records,
 )
 from p2pmkt.testing.builders import LocalChain, assert_changed_nothing, visit
 from p2pmkt.testing.keys import dev_genesis
@@ -34,11 +41,18 @@ def test_visits_are_stored_per_merchant_in_append_order(chain: LocalChain) -> No
     assert visit_count(chain.state, "globex") == 1
     records = packed_window(chain.state, "acme", 0, 2)
     assert records == pack_visit(Visit.from_wire(batch[0])) + pack_visit(Visit.from_wire(batch[2]))
-    # Each record points back at the visit in the ledger: (seq, height, tx index, index in tx).
-    assert list(visit_origins(chain.state, "acme", 0, 2)) == [(0, 1, 0, 0), (1, 1, 0, 2)]
-    assert len(chain.state.get("visits", visit_key("acme", 1)) or b"") == VISIT_VALUE_SIZE
+    # Each record points back at the visit in the ledger: (seq, height, tx index, nth visit of
+    # the merchant in that tx); the chunk's header also holds the index of its first visit.
+    assert list(visit_origins(chain.state, "acme", 0, 2)) == [(0, 1, 0, 0), (1, 1, 0, 1)]
+    assert list(read_chunks(chain.state, "acme", 0, 2)) == [VisitChunk(0, 1, 0, 0, records)]
+    (globex,) = read_chunks(chain.state, "globex", 0, 1)
+    assert globex.first_index == 1
+    # One value per merchant and transaction, keyed by its last seq.
+    assert len(chain.state.get("visits", chunk_key("acme", 1)) or b"") == CHUNK_HEADER_SIZE + 2 * 48
+    assert chain.state.get("visits", chunk_key("acme", 0)) is None
     chain.run("terminal", "visit.batch", {"visits": [visit("acme")]})
     assert list(visit_origins(chain.state, "acme", 2, 3)) == [(2, 2, 0, 0)]
+    assert list(visit_origins(chain.state, "acme", 1, 3)) == [(1, 1, 0, 1), (2, 2, 0, 0)]
 
 
 def test_only_terminals_log_visits(chain: LocalChain) -> None:
@@ -94,3 +108,27 @@ def test_hostile_visit_batches_are_rejected_and_change_nothing(chain: LocalChain
     assert receipt.reason == "bad_payload"
     assert re.match(message, receipt.message), receipt.message
     assert_changed_nothing(result)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["acme", "globex"]), min_size=1, max_size=6), min_size=1, max_size=5),
+       st.data())
+def test_any_window_is_one_scan_of_chunks_sliced_at_the_ends(txs: list[list[str]], data: st.DataObject) -> None:
+    chain = LocalChain()
+    expected: list[bytes] = []
+    origins: list[tuple[int, int, int, int]] = []
+    for t, merchants in enumerate(txs):
+        batch = [visit(m, account=f"u{t}-{i}", item=f"i{i}") for i, m in enumerate(merchants)]
+        kind = ("visit.batch", "visit.pack")[t % 2]
+        payload = {"visits": batch} if kind == "visit.batch" else pack_visits(batch)
+        assert chain.run("terminal", kind, payload).status == "ok"
+        mine = [v for v in batch if v[3] == "acme"]
+        origins += [(len(expected) + n, t + 1, 0, n) for n in range(len(mine))]
+        expected += [pack_visit(Visit.from_wire(v)) for v in mine]
+    count = len(expected)
+    start = data.draw(st.integers(0, count))
+    end = data.draw(st.integers(start, count + 2))
+    assert packed_window(chain.state, "acme", start, end) == b"".join(expected[start:end])
+    assert window_records(chain.state, "acme", start, end) == expected[start:end]
+    assert all(len(c) % 48 == 0 and c for c in window_chunks(chain.state, "acme", start, end))
+    assert list(visit_origins(chain.state, "acme", start, end)) == origins[start:end]

@@ -30,7 +30,8 @@ the load average before and after.
 A second table, **visits applied per second, one core**, times the same three steps per visit
 for blocks of large batches (``--visit-blocks`` × ``--visit-txs`` transactions of
 ``--batch-visits`` visits over every merchant; issue 6's unit of work), and relates the total
-to issue 6's budget (50k visits/s applied by each of 4 nodes on 2 cores).
+to issue 6's budget (50k visits/s applied by each of 4 nodes on 2 cores). A third table times
+the same visits sent as ``visit.pack`` transactions (what terminals send).
 
 Usage: ``python tools/bench/apply.py [--blocks 10] [--block-txs 1000] [--visits 1] [--dir D]
 [--visit-blocks 5] [--visit-txs 5] [--batch-visits 2000]``
@@ -56,6 +57,7 @@ from p2pmkt.chain.genesis import ChainParams, Genesis, Member
 from p2pmkt.chain.state import Receipt, WriteBatch, next_state_root
 from p2pmkt.chain.tx import SignedTransaction, make_tx, verify_tx
 from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.market.packed import pack_visits
 from p2pmkt.storage import LmdbStore
 from p2pmkt.types import ZERO_HASH, Hash32
 
@@ -111,12 +113,14 @@ def _account(i: int, j: int, mixed: bool) -> str:
 
 
 def make_txs(
-    senders: list[PrivateKey], count: int, visits: int, *, mixed: bool = False
+    senders: list[PrivateKey], count: int, visits: int, *, mixed: bool = False,
+    packed: bool = False,
 ) -> list[SignedTransaction]:
     """``count`` signed ``visit.batch`` transactions, round-robin over senders.
 
     With ``mixed``, visits of one transaction spread over every merchant, accounts and items
-    repeat (as a terminal's log does), and methods, operations and amounts vary.
+    repeat (as a terminal's log does), and methods, operations and amounts vary. With
+    ``packed``, the same visits go as ``visit.pack`` transactions.
     """
     out = []
     for i in range(count):
@@ -134,7 +138,10 @@ def make_txs(
             ]
             for j in range(visits)
         ]
-        out.append(make_tx(sender, CHAIN, i // len(senders), "visit.batch", {"visits": batch}))
+        if packed:
+            out.append(make_tx(sender, CHAIN, i // len(senders), "visit.pack", pack_visits(batch)))
+        else:
+            out.append(make_tx(sender, CHAIN, i // len(senders), "visit.batch", {"visits": batch}))
     return out
 
 
@@ -193,12 +200,15 @@ def bench_floor(
     return float(args.blocks * args.block_txs / total)
 
 
-def bench_visits(validator: PrivateKey, args: argparse.Namespace) -> dict[str, float]:
+def bench_visits(
+    validator: PrivateKey, args: argparse.Namespace, *, packed: bool = False
+) -> dict[str, float]:
     """Seconds per visit by phase for blocks of large ``visit.batch`` transactions (issue 6).
 
     ``--visit-blocks`` blocks of ``--visit-txs`` transactions of ``--batch-visits`` visits each,
     spread over the merchants (``make_txs(mixed=True)``), through the same decode, apply
-    (signatures included: one per batch) and durable commit as the main run.
+    (signatures included: one per batch) and durable commit as the main run. With ``packed``
+    the same visits are sent as ``visit.pack`` transactions.
     """
     senders = [PrivateKey.from_seed(f"bench/terminal{i}") for i in range(args.visit_txs)]
     genesis = make_genesis(senders, validator, args.visit_txs)
@@ -209,7 +219,8 @@ def bench_visits(validator: PrivateKey, args: argparse.Namespace) -> dict[str, f
                            max_block_bytes=32 * 1024 * 1024,
                            max_visits_per_tx=max(args.batch_visits, 5000)),
     )
-    txs = make_txs(senders, args.visit_blocks * args.visit_txs, args.batch_visits, mixed=True)
+    txs = make_txs(senders, args.visit_blocks * args.visit_txs, args.batch_visits, mixed=True,
+                   packed=packed)
     tx_module._VERIFIED.clear()
     phases = {"decode": 0.0, "apply": 0.0, "commit": 0.0}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp, LmdbStore.open(Path(tmp) / "s") as store:
@@ -313,6 +324,7 @@ def main() -> None:
 
     floor = bench_floor(txs, validator, args)
     per_visit = bench_visits(validator, args) if args.visit_blocks > 0 else None
+    per_packed = bench_visits(validator, args, packed=True) if args.visit_blocks > 0 else None
     bound = statistics.median(bound_samples)
     n = args.blocks * args.block_txs
     total = decode_s + apply_s + commit_s
@@ -346,21 +358,26 @@ def main() -> None:
         f"per block against the bound sample right after it; load average "
         f"{load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
-    if per_visit is not None:
-        total_us = sum(per_visit.values()) * 1e6
-        print()
-        print(
-            f"visits applied per second, one core: {args.visit_blocks} blocks x {args.visit_txs} "
-            f"visit.batch txs x {args.batch_visits} visits (8 merchants, mixed)"
-        )
-        for name, seconds in per_visit.items():
-            print(f"  {name:<7} {seconds * 1e6:6.2f} us/visit")
-        print(f"  total   {total_us:6.2f} us/visit = {1e6 / total_us:,.0f} visits/s on one core")
-        print(
-            f"  issue 6: 50,000 visits/s applied by each of 4 nodes on 2 cores leaves "
-            f"{2 * 1e6 / (4 * 50_000):.0f} us of CPU per visit per node for everything; "
-            f"this uses {total_us / (2 * 1e6 / (4 * 50_000)):.0%} of it"
-        )
+    for kind, table in (("visit.batch", per_visit), ("visit.pack", per_packed)):
+        if table is not None:
+            print_visits_table(kind, table, args)
+
+
+def print_visits_table(kind: str, per_visit: dict[str, float], args: argparse.Namespace) -> None:
+    total_us = sum(per_visit.values()) * 1e6
+    print()
+    print(
+        f"visits applied per second, one core: {args.visit_blocks} blocks x {args.visit_txs} "
+        f"{kind} txs x {args.batch_visits} visits (8 merchants, mixed)"
+    )
+    for name, seconds in per_visit.items():
+        print(f"  {name:<7} {seconds * 1e6:6.2f} us/visit")
+    print(f"  total   {total_us:6.2f} us/visit = {1e6 / total_us:,.0f} visits/s on one core")
+    print(
+        f"  issue 6: 50,000 visits/s applied by each of 4 nodes on 2 cores leaves "
+        f"{2 * 1e6 / (4 * 50_000):.0f} us of CPU per visit per node for everything; "
+        f"this uses {total_us / (2 * 1e6 / (4 * 50_000)):.0%} of it"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ Figures:
 * update cycle, wall time: when node1 pushed the update event − when it pushed the report
   event (both seen by the same client);
 * visits committed per second over the stream (sum of ``visits`` of block events);
-* bound: the same ``visit.batch`` parse + apply path in one process (no network, no Raft):
-  :func:`p2pmkt.chain.apply.apply_block` on a dev chain, visits/s on one core.
+* bound: the same ``visit.pack`` parse + apply path in one process (no network, no Raft):
+  :func:`p2pmkt.chain.apply.apply_block` on a dev chain, visits/s on one core (the terminal
+  sends ``visit.pack`` transactions, built by :func:`p2pmkt.market.pack_visits`).
 
 Run: ``.venv/bin/python tools/bench/cycle.py [--seconds 60] [--visits-per-second 5000]``.
 """
@@ -41,11 +42,12 @@ from tools.chaos.cluster import Cluster, guard_signals, pct, wait_leader  # noqa
 
 
 def bound_visits_apply(visits: int = 20_000, per_tx: int = 2000) -> float:
-    """visit.batch decode + validate + apply + state root in one process, visits/s."""
+    """visit.pack decode + validate + apply + state root in one process, visits/s."""
     from p2pmkt.chain.apply import apply_block, genesis_batch, read_head
     from p2pmkt.chain.block import build_block
     from p2pmkt.chain.dev import dev_genesis, dev_key
     from p2pmkt.chain.tx import decode_tx, make_tx
+    from p2pmkt.market.packed import pack_visits
     from p2pmkt.storage.memory import MemoryStore
     from tools.chaos.cluster import visit
 
@@ -54,8 +56,8 @@ def bound_visits_apply(visits: int = 20_000, per_tx: int = 2000) -> float:
     batch = genesis_batch(g)
     store.init_genesis(batch, g.hash, state_root=read_head(batch).state_root, time=g.genesis_time)
     term = dev_key("terminal")
-    txs = [make_tx(term, g.chain_id, i, "visit.batch",
-                   {"visits": [visit(i * per_tx + j) for j in range(per_tx)]})
+    txs = [make_tx(term, g.chain_id, i, "visit.pack",
+                   pack_visits([visit(i * per_tx + j) for j in range(per_tx)]))
            for i in range(visits // per_tx)]
     wire = [t.encode() for t in txs]
     with store.snapshot() as snap:

@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 * Transactions are **pre-signed** (:func:`presign`) so the clients' signing does not compete
-  with the nodes for CPU while a measurement runs. Each is a ``visit.batch`` signed by a
-  ``terminal`` member (one visit by default: the smallest useful transaction).
+  with the nodes for CPU while a measurement runs. Each is a ``visit.pack`` (or, with
+  ``packed=False``, a ``visit.batch``) signed by a ``terminal`` member (one visit by default:
+  the smallest useful transaction).
 * One **sender task per key** submits its transactions in nonce order over a client connection
   to one node, pipelining up to ``window`` uncommitted ones (the mempool queues at most 64
   ahead of the committed nonce). When its node dies it reconnects to another and re-submits
@@ -28,6 +29,7 @@ import trio
 
 from p2pmkt.chain.tx import SignedTransaction, make_tx
 from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.market.packed import pack_visits
 
 from .cluster import Cluster, visit
 
@@ -35,7 +37,13 @@ from .cluster import Cluster, visit
 def presign(
     keys: Sequence[PrivateKey], chain_id: str, per_key: int, *, visits_per_tx: int = 1,
     start_nonce: dict[bytes, int] | None = None, merchants: Sequence[str] = ("acme", "globex"),
+    packed: bool = True,
 ) -> list[list[SignedTransaction]]:
+    """``per_key`` signed visit transactions per key, in nonce order from ``start_nonce``.
+
+    ``packed``: ``visit.pack`` payloads (what the terminal and the ingester send); False for
+    the ``visit.batch`` array form.
+    """
     out = []
     seq = 0
     for key in keys:
@@ -44,7 +52,10 @@ def presign(
         for n in range(n0, n0 + per_key):
             vs = [visit(seq + j, merchants[(seq + j) % len(merchants)]) for j in range(visits_per_tx)]
             seq += visits_per_tx
-            txs.append(make_tx(key, chain_id, n, "visit.batch", {"visits": vs}))
+            if packed:
+                txs.append(make_tx(key, chain_id, n, "visit.pack", pack_visits(vs)))
+            else:
+                txs.append(make_tx(key, chain_id, n, "visit.batch", {"visits": vs}))
         out.append(txs)
     return out
 
