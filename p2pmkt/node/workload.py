@@ -10,7 +10,8 @@ merchant-tech nodes in separate processes) run the same loop of SPEC flows 1–4
   write version 1 of the marketing information and publish the rules file on chain.
 * :func:`run_visit_stream` is the terminal: it asks the seeded :class:`~p2pmkt.demo.DemoWorld`
   for each merchant's visits under the merchant's *current* marketing information and submits
-  them in ``visit.batch`` transactions, backing off when the node says it is busy.
+  them in ``visit.pack`` transactions (packed: see p2pmkt.market.packed), backing off when
+  the node says it is busy.
 * :class:`MerchantAgent` is the merchant-tech node's brain: for each committed report of its
   merchant it calls the pure :func:`p2pmkt.agent.decide` and, when rules fire, submits a
   signed ``market.update`` whose ``cause`` is the report. :func:`run_agent` feeds it.

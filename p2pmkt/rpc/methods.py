@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from p2pmkt.errors import RemoteError
+from p2pmkt.errors import DecodeError, RemoteError
 from p2pmkt.rpc.protocol import ErrorCode
 
 MAX_PAGE = 500
@@ -248,6 +248,30 @@ def check_params(spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
         if len(given) != 1:
             raise ParamsError(f"{spec.name}: give exactly one of {list(spec.exactly_one_of)}")
     return out
+
+
+def check_result(spec: MethodSpec, result: Any) -> dict[str, Any]:
+    """Check a node's answer to ``spec`` against its result schema (a client's side).
+
+    Unknown keys are allowed (a newer node may add some); missing optional keys are absent.
+
+    Raises:
+        DecodeError: the answer is not a map, or a field is missing or mistyped; the message
+            names the method and the field.
+    """
+    if not isinstance(result, dict):
+        raise DecodeError(f"{spec.name}: the node answered {type(result).__name__}, not a map")
+    for f in spec.result:
+        if f.name not in result:
+            if f.required:
+                raise DecodeError(f"{spec.name}: the node's answer lacks {f.name!r} ({f.type})")
+            continue
+        value = result[f.name]
+        ok = any(_type_ok(t.strip(), value, f.limit, f.max_items) if t.strip() != "null" else value is None
+                 for t in f.type.split("|"))
+        if not ok:
+            raise DecodeError(f"{spec.name}: {f.name!r} in the node's answer must be {f.type}")
+    return result
 
 
 def methods_markdown() -> str:

@@ -44,7 +44,7 @@ from p2pmkt.errors import (
     PermissionDenied,
     RemoteError,
 )
-from p2pmkt.rpc.methods import EVENT_KINDS, METHODS, ParamsError, check_params
+from p2pmkt.rpc.methods import EVENT_KINDS, METHODS, ParamsError, check_params, check_result
 from p2pmkt.rpc.protocol import (
     DEFAULT_MAX_FRAME,
     ErrorAnswer,
@@ -80,7 +80,8 @@ class NodeInfo:
 
     @classmethod
     def from_wire(cls, v: dict[str, Any]) -> NodeInfo:
-        """Raises KeyError/TypeError on a malformed map (the client maps these)."""
+        """Raises DecodeError on a malformed answer, naming the field."""
+        check_result(METHODS["node.info"], v)
         return cls(
             v["chain"], v["peer_id"], v["address"], v["version"], tuple(v["roles"]),
             v["height"], v["leader"], tuple(v["peers"]), v.get("mempool", 0),
@@ -98,6 +99,8 @@ class Head:
 
     @classmethod
     def from_wire(cls, v: dict[str, Any]) -> Head:
+        """Raises DecodeError on a malformed answer, naming the field."""
+        check_result(METHODS["chain.head"], v)
         return cls(v["height"], v["hash"], v["time"])
 
 
@@ -131,9 +134,11 @@ class TxStatus:
 
     @classmethod
     def from_wire(cls, v: dict[str, Any]) -> TxStatus:
+        """Raises DecodeError on a malformed answer, naming the field."""
+        check_result(METHODS["tx.get"], v)
         status = v["status"]
         if status not in ("pending", "committed", "rejected"):
-            raise ValueError(f"unknown transaction status {status!r}")
+            raise DecodeError(f"tx.get: unknown transaction status {status!r}")
         return cls(v["txid"], status, v.get("height"), v.get("reason", ""), v.get("message", ""))
 
 

@@ -20,7 +20,7 @@ from p2pmkt.chain.block import build_block, decode_block
 from p2pmkt.chain.tx import decode_tx, make_tx
 from p2pmkt.chain.validation import validate_block_bytes, validate_tx_bytes
 from p2pmkt.gossip.bundle import decode_bundle, encode_bundle
-from p2pmkt.market import model
+from p2pmkt.market import model, pack_visits
 from p2pmkt.market.apply import KINDS
 from p2pmkt.net.sync import _parse_request as parse_sync_request
 from p2pmkt.raft import messages as rm
@@ -115,6 +115,7 @@ def test_parse_request_never_raises_and_answers_parse_errors_with_a_null_id() ->
 TARGET = {"value": "rate", "threshold": 5, "scale": 2, "direction": "at_least"}
 PAYLOADS: dict[str, list[Any]] = {
     "visit.batch": [{"visits": [visit(), visit("globex", "order", amount=1200, item="i1")]}],
+    "visit.pack": [pack_visits([visit(), visit("globex", "order", amount=1200, item="i1")])],
     "indicator.configure": [indicator(code=b"\3" * 32, every_ms=60_000, target=TARGET)],
     "indicator.remove": [{"merchant": "acme", "name": "conversion"}],
     "contract.deploy": [{"code": b"\0asm\1\0\0\0"}],

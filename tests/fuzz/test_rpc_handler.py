@@ -146,9 +146,6 @@ ANSWER_DECODERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "client-side answer decoding raises KeyError/TypeError on a malformed answer from a node "
-    "(issue 8 report): should be DecodeError"))
 @pytest.mark.parametrize("name", sorted(ANSWER_DECODERS))
 @budget(40)
 @given(data=st.data())
