@@ -281,13 +281,14 @@ async def bench_catchup(blocks: int, budget: float) -> dict[str, Any]:
         async with open_client(cl.addr(leader)) as c:
             base = int((await c.head()).height)
         tracker = Tracker(height=base)
-        s = Sender(presign([submitter_key(0)], cl.net.chain_id, blocks)[0], window=2)
+        # Two in flight, so a block may hold two of them: sign enough for `blocks` blocks.
+        s = Sender(presign([submitter_key(0)], cl.net.chain_id, 2 * blocks)[0], window=2)
         t0 = time.monotonic()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_tracker, cl, tracker, lambda: others)
             nursery.start_soon(run_sender, cl, s, tracker, lambda: [leader])
             with trio.move_on_after(budget):
-                while tracker.height - base < blocks:
+                while tracker.height - base < blocks and s.done < len(s.txs):
                     await tracker.changed.wait()
             nursery.cancel_scope.cancel()
         make_s = time.monotonic() - t0
