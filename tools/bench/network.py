@@ -166,9 +166,11 @@ async def bench_throughput(quick: bool) -> dict[str, Any]:
         tx_leader = await offered_load(cl, senders=senders, per_key=per_key, seconds=60 if quick else 120,
                                        to_leader=True)
         # Blocks must stay under the RPC frame limit (4 MiB) for the tracker's chain.block:
-        # 8 senders x 2 in flight x 2,000 visits (~120 kB per tx) ≈ 2 MB per block at most.
-        vis = await offered_load(cl, senders=8, per_key=10 if quick else 30, visits_per_tx=2000,
-                                 seconds=60, window=2)
+        # 8 senders x 3 in flight x 2,000 packed visits (~107 kB per tx with the load's
+        # distinct texts) ≈ 2.6 MB per block at most. Two in flight per sender left the
+        # network idle between blocks.
+        vis = await offered_load(cl, senders=8, per_key=15 if quick else 60, visits_per_tx=2000,
+                                 seconds=90, window=3, to_leader=True)
         lat_rtt = await bound_stream_rtt(cl.addr(cl.names[0]))
     rec = bound_recover()
     return {"tx": tx, "tx_to_leader": tx_leader, "visit_batches": vis, "bound_recover_per_s_1core": round(rec),
