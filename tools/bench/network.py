@@ -204,6 +204,7 @@ async def bench_failover(trials: int) -> dict[str, Any]:
     elections: list[float] = []
     stuck: str | None = None
     tails: dict[str, str] = {}
+    slow: dict[str, dict[str, str]] = {}
     with Cluster(submitters=senders, rules=False) as cl:
         cl.start()
         leader = await wait_leader(cl, timeout=60)
@@ -251,6 +252,9 @@ async def bench_failover(trials: int) -> dict[str, Any]:
                         tails = {n: cl.log_tail(n, 6) for n in cl.names}
                         break
                     out.append(time.monotonic() - t_kill)
+                    if out[-1] > 1.0:  # keep what the nodes logged around a slow failover
+                        slow[f"trial {len(out)} ({round(out[-1] * 1000)} ms, killed {leader})"] = {
+                            n: cl.log_tail(n, 12) for n in cl.names}
                 new = await wait_leader(cl, live(), timeout=30, connected=False, exclude=leader)
                 elections.append(time.monotonic() - t_kill)
                 assert new != leader
@@ -263,7 +267,8 @@ async def bench_failover(trials: int) -> dict[str, Any]:
             "samples_ms": [round(x * 1000) for x in out],
             "kill_to_new_leader_seen_ms": [round(x * 1000) for x in elections],
             "election_timeout_ms": 50 * 10, "conflicts": len(tracker.conflicts),
-            "stopped_early": stuck, "log_tails": tails if stuck else {}}
+            "stopped_early": stuck, "log_tails": tails if stuck else {},
+            "slow_trials_logs": slow}
 
 
 async def bench_catchup(blocks: int, budget: float) -> dict[str, Any]:
