@@ -133,10 +133,10 @@ class FakeNode:
             b = self.by_hash.get(hash or b"")
         return None if b is None else BlockRecord(b.height, bytes(b.hash), b.encode())
 
-    async def submit_tx(self, data: bytes) -> bytes:
+    async def submit_tx(self, data: bytes, *, relay: bool = True) -> bytes:
         stx = decode_tx(data)
         verify_tx(stx, CHAIN)
-        if self.add_pending(stx):
+        if self.add_pending(stx) and relay:
             self._outbox_send.send_nowait(data)
         return bytes(stx.txid)
 
