@@ -26,7 +26,7 @@ no event is lost between the two.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,9 +83,13 @@ class RpcLimits:
 
 
 class _RpcServer:
-    def __init__(self, api: NodeApi, limits: RpcLimits) -> None:
+    def __init__(self, api: NodeApi, limits: RpcLimits,
+                 trusted: Callable[[str], bool] = lambda peer: False) -> None:
         self.api = api
         self.limits = limits
+        self.trusted = trusted
+        """Peers whose batches count as one request (the chain's members: a follower
+        forwarding its clients' transactions to the leader)."""
         self.open_streams: dict[str, int] = {}
         self.buckets: dict[str, TokenBucket] = {}
 
@@ -154,6 +158,10 @@ class _RpcServer:
                         continue
                     action = await session.handle(payload)
                     if isinstance(action, Reply):
+                        if action.cost > 1 and not self.trusted(fs.peer_id):
+                            # A batch is n requests' worth of work (signature checks): an
+                            # anonymous peer pays for each, or a batch would multiply its rate.
+                            bucket.charge(trio.current_time(), action.cost - 1)
                         answers.append(action.payload)
                         if action.close:
                             break
@@ -216,7 +224,9 @@ async def run_rpc_server(
     Any peer may connect (clients need not be members): what a client may change is decided
     by the signatures on its transactions.
     """
-    server = _RpcServer(api, limits or RpcLimits())
+    members = net.members
+    server = _RpcServer(api, limits or RpcLimits(),
+                        trusted=members.is_member if members is not None else lambda peer: False)
     net.handle(RPC_PROTOCOL, server.serve, max_frame=server.limits.max_frame,
                frame_timeout=server.limits.frame_timeout)
     task_status.started()

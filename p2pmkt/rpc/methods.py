@@ -120,7 +120,9 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "tx.submit_batch",
             "Submit several signed transactions in one call (a node forwarding to the leader, or "
-            "a client with many to send); each is judged on its own, in order.",
+            "a client with many to send); each is judged on its own, in order. Against the "
+            "per-peer rate limit a batch of n counts as n requests, except from the chain's "
+            "members.",
             (
                 Field("txs", "list[bytes]", f"signed transactions' wire bytes, at most "
                       f"{MAX_BATCH_TXS}", max_items=MAX_BATCH_TXS),

@@ -287,3 +287,9 @@ class TokenBucket:
             self._tokens -= cost
             return True
         return False
+
+    def charge(self, now: float, cost: float) -> None:
+        """Spend ``cost`` tokens even if that leaves a debt (work already done, e.g. a batch
+        of transactions): requests are refused until the debt is paid back at ``rate``."""
+        self.take(now, 0.0)  # refill up to now
+        self._tokens -= cost

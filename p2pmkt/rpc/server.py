@@ -215,10 +215,13 @@ class NodeApi(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Write ``payload``; then close the stream if ``close``."""
+    """Write ``payload``; then close the stream if ``close``. ``cost``: how many requests'
+    worth of work it took (a ``tx.submit_batch`` of n transactions costs n), charged to the
+    peer's rate budget by the glue."""
 
     payload: bytes
     close: bool = False
+    cost: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +338,7 @@ class RpcServerSession:
                 except P2pmktError as exc:
                     results.append({"code": int(error_code_for(exc)), "reason": exc.reason,
                                     "message": exc.message})
-            return Reply(encode_result(rid, {"results": results}))
+            return Reply(encode_result(rid, {"results": results}), cost=max(1, len(results)))
         if method == "tx.get":
             st = await api.tx_status(p["txid"])
             if st is None:

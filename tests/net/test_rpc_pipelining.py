@@ -59,3 +59,28 @@ async def test_submit_batch_over_a_real_stream_answers_each_transaction(
     assert results[0] == good[0].txid and results[2:] == [t.txid for t in good[1:]]
     assert isinstance(results[1], RpcError) and results[1].code == ErrorCode.INVALID_TX
     assert all(t.txid in node[1].pending or t.txid in node[1].committed for t in good)
+
+
+async def test_a_batch_from_an_anonymous_peer_costs_one_request_per_transaction(
+    node: tuple[Net, FakeNode], dialer: Net
+) -> None:
+    from p2pmkt.chain.tx import make_tx
+    from p2pmkt.rpc.protocol import ErrorCode
+
+    # The fixture allows a burst of 40 requests, refilled at 10/s. A batch of 35 spends 35;
+    # requests right after it find about 5 tokens left, not 39.
+    key = dev_key("n2")
+    txs = [make_tx(key, CHAIN, i, "visit.batch", {"i": i}).encode() for i in range(35)]
+    peer = await dialer.connect(node[0].addrs()[0])
+    fs = await dialer.open_stream(peer, RPC_PROTOCOL)
+    await fs.write_frame(encode({"id": 0, "method": "tx.submit_batch", "params": {"txs": txs}}))
+    await fs.write_raw(b"".join(
+        frame(encode({"id": i, "method": "chain.head", "params": {}})) for i in range(1, 21)))
+    codes = []
+    with trio.fail_after(10):
+        first = decode(await fs.read_frame() or b"")
+        assert first["id"] == 0 and len(first["result"]["results"]) == 35
+        for _ in range(20):
+            answer = decode(await fs.read_frame() or b"")
+            codes.append(answer["error"]["code"] if "error" in answer else 0)
+    assert codes.count(ErrorCode.RATE_LIMITED) >= 12  # ~5 tokens + refill, not 20 answers
