@@ -84,3 +84,22 @@ async def test_a_batch_from_an_anonymous_peer_costs_one_request_per_transaction(
             answer = decode(await fs.read_frame() or b"")
             codes.append(answer["error"]["code"] if "error" in answer else 0)
     assert codes.count(ErrorCode.RATE_LIMITED) >= 12  # ~5 tokens + refill, not 20 answers
+
+
+async def test_a_members_batch_counts_as_one_request(node: tuple[Net, FakeNode]) -> None:
+    from p2pmkt.chain.tx import make_tx
+    from p2pmkt.net import NetConfig, open_net
+
+    key = dev_key("n3")
+    txs = [make_tx(key, CHAIN, i, "visit.batch", {"i": i}).encode() for i in range(35)]
+    config = NetConfig(chain_id=CHAIN, listen=(), gossip=None, discovery=False)
+    async with open_net(dev_key("member"), config) as member:  # "member" is in the allowlist
+        peer = await member.connect(node[0].addrs()[0])
+        fs = await member.open_stream(peer, RPC_PROTOCOL)
+        await fs.write_frame(encode({"id": 0, "method": "tx.submit_batch", "params": {"txs": txs}}))
+        await fs.write_raw(b"".join(
+            frame(encode({"id": i, "method": "chain.head", "params": {}})) for i in range(1, 21)))
+        with trio.fail_after(10):
+            answers = [decode(await fs.read_frame() or b"") for _ in range(21)]
+    assert len(answers[0]["result"]["results"]) == 35
+    assert all("result" in a for a in answers[1:])  # 21 requests of a burst of 40: none refused
