@@ -25,14 +25,13 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from p2pmkt.chain.genesis import load_genesis, parse_role
 from p2pmkt.chain.tx import SignedTransaction
-from p2pmkt.config import NodeConfig, load_config
+from p2pmkt.config import NodeConfig
 from p2pmkt.crypto.keyfile import load_key
 from p2pmkt.crypto.keys import PrivateKey, address_hex
 from p2pmkt.errors import Busy, P2pmktError
@@ -438,11 +437,10 @@ async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key
     await run_agent(agent, reports, submitter, key)
 
 
-def run_node_main(config: NodeConfig | Path) -> int:
-    """Entry point of ``p2pmkt node run``: runs until SIGINT/SIGTERM; exit code 0 on a clean
-    stop, 2 on a p2pmkt error (e.g. the LMDB map at its ceiling), with the reason printed."""
-    if not isinstance(config, NodeConfig):
-        config = load_config(config)
+def run_node_main(config: NodeConfig) -> int:
+    """Entry point of ``p2pmkt node run`` (the CLI loads the config and applies its flags):
+    runs until SIGINT/SIGTERM; exit code 0 on a clean stop, 2 on a p2pmkt error (e.g. the
+    LMDB map at its ceiling), with the reason printed."""
     setup_logging(config.log_level)
 
     async def main() -> None:

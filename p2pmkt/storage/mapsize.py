@@ -26,9 +26,9 @@ again.
 A map that grew is recorded by LMDB in the environment, so :func:`open_env` starts a reopened
 store at ``max(configured map size, size it had grown to)``.
 
-Limits come from the caller or, when it passes none, from the process-wide defaults that
-``p2pmkt node run`` sets from the node config's ``[storage]`` section
-(:func:`set_default_limits`).
+Limits come from the caller (a node passes its config's ``[storage]`` section through
+``ChainService.open``) or, when it passes none, from the process-wide defaults
+(:func:`set_default_limits`; the built-in ``DEFAULT_MAP_SIZE`` / ``DEFAULT_MAX_MAP_SIZE``).
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ _defaults = MapLimits()
 
 
 def set_default_limits(limits: MapLimits) -> None:
-    """Limits for stores opened without explicit ones (the node's entry point sets these from
-    its config; tests that do not care keep the built-in defaults)."""
+    """Limits for stores opened without explicit ones in this process. A node passes its
+    ``[storage]`` limits explicitly (``ChainService.open``); this only changes what stores
+    opened without them (tools, tests) get."""
     global _defaults
     if limits.size <= 0 or limits.ceiling < limits.size:
         raise StorageError(f"bad map limits {limits}: need 0 < size <= ceiling")

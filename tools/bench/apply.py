@@ -51,7 +51,7 @@ from pathlib import Path
 import coincurve
 
 import p2pmkt.chain.tx as tx_module
-from p2pmkt.chain.apply import apply_block, genesis_batch
+from p2pmkt.chain.apply import BlockResult, apply_block, genesis_batch
 from p2pmkt.chain.block import Block, build_block, decode_block
 from p2pmkt.chain.genesis import ChainParams, Genesis, Member
 from p2pmkt.chain.state import Receipt, WriteBatch, next_state_root
@@ -235,13 +235,7 @@ def bench_visits(
                 time=GENESIS_TIME + 100 * (b + 1),
                 txs=txs[b * args.visit_txs : (b + 1) * args.visit_txs],
             ).encode()
-            t0 = time.perf_counter()
-            block = decode_block(raw)
-            t1 = time.perf_counter()
-            result = apply_block(store, block, genesis=genesis, runtime=None)
-            t2 = time.perf_counter()
-            store.commit_block(block, result.batch, result.receipts, result.state_root)
-            t3 = time.perf_counter()
+            block, result, (t0, t1, t2, t3) = timed_block(store, raw, genesis)
             if any(r.status != "ok" for r in result.receipts):
                 raise SystemExit(f"bench bug: visit batch rejected: {result.receipts[0]}")
             phases["decode"] += t1 - t0
@@ -250,6 +244,20 @@ def bench_visits(
             parent, pre_root = block.hash, result.state_root
     visits = args.visit_blocks * args.visit_txs * args.batch_visits
     return {name: seconds / visits for name, seconds in phases.items()}
+
+
+def timed_block(
+    store: LmdbStore, raw: bytes, genesis: Genesis
+) -> tuple[Block, BlockResult, tuple[float, float, float, float]]:
+    """Decode, apply and durably commit one block's bytes, as a node does; returns the block,
+    its result and the clock before decoding, after decoding, after applying, after the commit."""
+    t0 = time.perf_counter()
+    block = decode_block(raw)
+    t1 = time.perf_counter()
+    result = apply_block(store, block, genesis=genesis, runtime=None)
+    t2 = time.perf_counter()
+    store.commit_block(block, result.batch, result.receipts, result.state_root)
+    return block, result, (t0, t1, t2, time.perf_counter())
 
 
 def main() -> None:
@@ -300,13 +308,7 @@ def main() -> None:
                 time=GENESIS_TIME + 100 * (b + 1),
                 txs=chunk,
             ).encode()
-            t0 = time.perf_counter()
-            block = decode_block(raw)
-            t1 = time.perf_counter()
-            result = apply_block(store, block, genesis=genesis, runtime=None)
-            t2 = time.perf_counter()
-            store.commit_block(block, result.batch, result.receipts, result.state_root)
-            t3 = time.perf_counter()
+            block, result, (t0, t1, t2, t3) = timed_block(store, raw, genesis)
             rejected = [r for r in result.receipts if r.status != "ok"]
             if rejected:
                 raise SystemExit(f"bench bug: {len(rejected)} rejected, first: {rejected[0]}")
