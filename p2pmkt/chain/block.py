@@ -200,6 +200,23 @@ def decode_block(
     return block
 
 
+def stored_block_hash(data: bytes) -> Hash32:
+    """The hash of a block from its wire bytes, decoding only the outer map (not the txs).
+
+    For bytes that were a valid block once, such as a store's: a block's hash is the sha256
+    of its header bytes, so serving a stored block needs neither its transactions decoded
+    nor its canonical form re-checked. Nothing else about the block is checked.
+
+    Raises:
+        DecodeError: ``data`` is not a CBOR map with a byte-string ``header``.
+    """
+    outer = decode(data, max_size=len(data), canonical=False, max_depth=3, walk=False)
+    header = outer.get("header") if isinstance(outer, dict) else None
+    if not isinstance(header, bytes):
+        raise DecodeError('a block is a map {"header": bytes, "sig": bytes, "txs": [bytes]}')
+    return Hash32(hashlib.sha256(header).digest())
+
+
 def _reuse(known: Callable[[bytes], SignedTransaction | None], raw: bytes) -> SignedTransaction:
     """``known(raw)`` if it is the transaction ``raw`` encodes, else ``decode_tx(raw)``."""
     stx = known(raw)

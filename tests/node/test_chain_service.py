@@ -134,3 +134,21 @@ def test_open_passes_the_configured_map_limits_to_the_store(tmp_path: Path) -> N
         assert chain.store.env.info()["map_size"] == 8 << 20
     finally:
         chain.close()
+
+
+async def test_the_block_rpc_answers_the_stored_bytes_and_their_hash(tmp_path: Path) -> None:
+    from p2pmkt.node.api import ChainApi, EventHub
+
+    chain = _open(tmp_path / "a")
+    terminal = dev_key("terminal")
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(3, 1, T0)}).encode())
+    block = chain.build_block(dev_key("validator"), T0 + 100)
+    assert block is not None
+    chain.apply(block)
+    api = ChainApi(chain, EventHub(), peer_id="p", address=None, roles=())
+    by_height = await api.block(height=1)
+    assert by_height is not None
+    assert (by_height.height, by_height.hash, by_height.block) == (1, block.hash, block.encode())
+    by_hash = await api.block(hash=block.hash)
+    assert by_hash == by_height
+    assert await api.block(height=2) is None
