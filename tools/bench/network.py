@@ -6,7 +6,8 @@ last line of stdout, one JSON object with all figures. Each also measures the ma
 it should be compared with, in the same run.
 
     throughput  signed txs committed/s, clients submitting over the wire protocol (several
-                concurrent senders, one connection each, spread over all nodes); also
+                concurrent senders, one connection each, spread over all nodes): one
+                transaction per request, then up to 16 per ``tx.submit_batch``; also
                 visits/s with larger batches. Bound: secp256k1 recover+compare/s on one core.
     latency     commit latency p50/p99 (submit → a node reports the block) at about half the
                 throughput measured in the same run. Bound: raw py-libp2p stream round trip.
@@ -109,7 +110,7 @@ async def next_nonces(cluster: Cluster, keys: list[Any]) -> dict[bytes, int]:
 
 async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_per_tx: int = 1,
                        rate: float | None = None, seconds: float = 20.0, window: int = 48,
-                       to_leader: bool = False) -> dict[str, Any]:
+                       to_leader: bool = False, batch: int = 1) -> dict[str, Any]:
     """Submit ``senders × per_key`` pre-signed txs; figures over the busy window.
 
     Senders are spread over all nodes (followers gossip what they get to the leader), or with
@@ -126,7 +127,8 @@ async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_p
     if to_leader:
         lead = await wait_leader(cluster, timeout=30)
         names = [lead] + [n for n in names if n != lead]
-    ss = [Sender(txs, window=window, rate=None if rate is None else rate / senders) for txs in batches]
+    ss = [Sender(txs, window=window, rate=None if rate is None else rate / senders, batch=batch)
+          for txs in batches]
     h0 = int(await wait_height(cluster.addr(names[0]), 0))
     tracker.height = h0
     t_start = time.monotonic()
@@ -152,7 +154,7 @@ async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_p
         "visits_per_s": round(tps * visits_per_tx, 1), "wall_s": round(t_end - t_start, 2),
         "latency_p50_ms": round(pct(lat, 0.5) * 1000, 1), "latency_p99_ms": round(pct(lat, 0.99) * 1000, 1),
         "offered_rate": rate, "to_leader": to_leader, "presign_s": round(sign_s, 2), "errors": summary_errors(ss),
-        "blocks": len(tracker.blocks),
+        "blocks": len(tracker.blocks), "batch": batch,
     }
 
 
@@ -165,6 +167,10 @@ async def bench_throughput(quick: bool) -> dict[str, Any]:
         tx = await offered_load(cl, senders=senders, per_key=per_key, seconds=60 if quick else 120)
         tx_leader = await offered_load(cl, senders=senders, per_key=per_key, seconds=60 if quick else 120,
                                        to_leader=True)
+        # Clients that send what they have in one tx.submit_batch (a terminal, the ingester)
+        # instead of one request per transaction: same senders, windows and nodes.
+        tx_batched = await offered_load(cl, senders=senders, per_key=2 * per_key,
+                                        seconds=60 if quick else 120, batch=16)
         # Blocks must stay under the RPC frame limit (4 MiB) for the tracker's chain.block:
         # 8 senders x 3 in flight x 2,000 packed visits (~107 kB per tx with the load's
         # distinct texts) ≈ 2.6 MB per block at most. Two in flight per sender left the
@@ -173,7 +179,7 @@ async def bench_throughput(quick: bool) -> dict[str, Any]:
                                  seconds=90, window=3, to_leader=True)
         lat_rtt = await bound_stream_rtt(cl.addr(cl.names[0]))
     rec = bound_recover()
-    return {"tx": tx, "tx_to_leader": tx_leader, "visit_batches": vis, "bound_recover_per_s_1core": round(rec),
+    return {"tx": tx, "tx_to_leader": tx_leader, "tx_batched_clients": tx_batched, "visit_batches": vis, "bound_recover_per_s_1core": round(rec),
             "bound_rpc_rtt_ms": round(lat_rtt * 1000, 3)}
 
 
