@@ -134,6 +134,11 @@ class BlockValidator:
 
     ``proposers`` (optional) returns the addresses allowed to propose; when given, a block
     signed by anyone else is rejected. Blocks are deduplicated by hash.
+
+    ``known`` (optional) looks up transactions decoded before, as ``decode_block``'s ``known``
+    (a node passes its :class:`~p2pmkt.chain.tx.DecodedTxCache`'s ``get``): a follower has
+    usually decoded a block's transactions already, when they arrived by gossip or RPC. It
+    changes the cost of :meth:`check`, never its verdict or the decoded block.
     """
 
     def __init__(
@@ -143,10 +148,12 @@ class BlockValidator:
         max_block_bytes: int = 32 * 1024 * 1024,
         proposers: Callable[[], Collection[bytes]] | None = None,
         seen: SeenCache | None = None,
+        known: Callable[[bytes], SignedTransaction | None] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.max_block_bytes = max_block_bytes
         self.proposers = proposers
+        self.known = known
         self.seen = seen if seen is not None else SeenCache(ttl=600.0, max_entries=10_000)
 
     def check(self, data: bytes, now: float) -> BlockCheck:
@@ -154,7 +161,7 @@ class BlockValidator:
         if len(data) > self.max_block_bytes:
             return BlockCheck(Reject("oversized", f"block of {len(data)} bytes"))
         try:
-            block = decode_block(data, max_size=self.max_block_bytes)
+            block = decode_block(data, max_size=self.max_block_bytes, known=self.known)
         except RemoteError as exc:
             return BlockCheck(Reject(exc.reason, exc.message))
         if self.seen.seen(block.hash, now):

@@ -53,6 +53,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
+from p2pmkt.chain.tx import DecodedTxCache
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.net.errors import DialFailed, ProtocolRefused, StreamClosed
 from p2pmkt.net.members import Members
@@ -283,6 +284,7 @@ async def open_net(
     config: NetConfig | None = None,
     *,
     members: Members | None = None,
+    tx_cache: DecodedTxCache | None = None,
 ) -> AsyncIterator[Net]:
     """Run a host until the context exits; yield its :class:`Net`.
 
@@ -290,6 +292,8 @@ async def open_net(
         key: identity (a node's account key); None makes an ephemeral one (clients).
         config: settings; default is a listening node on an ephemeral loopback port.
         members: the consensus allowlist; None is an open network.
+        tx_cache: the node's decoded-transaction cache, which gossip then decodes through
+            and reuses (see :class:`~p2pmkt.net.pubsub.Gossip`); None decodes afresh.
 
     Listeners are up and bootstrap dials have been *started* (not necessarily finished)
     when the context is entered. Register stream handlers right away.
@@ -313,7 +317,7 @@ async def open_net(
             await stack.enter_async_context(background_trio_service(pubsub))
             await stack.enter_async_context(background_trio_service(router))
             await pubsub.wait_until_ready()
-            gossip = Gossip(pubsub, config.chain_id, config.gossip, members)
+            gossip = Gossip(pubsub, config.chain_id, config.gossip, members, tx_cache=tx_cache)
         listen = [multiaddr.Multiaddr(a) for a in config.listen]
         await stack.enter_async_context(host.run(listen_addrs=listen))
         # Leaving host.run() cancels the swarm's tasks but leaves its sockets to the garbage

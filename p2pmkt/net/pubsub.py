@@ -43,7 +43,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 
 from p2pmkt.chain.block import Block, decode_block
-from p2pmkt.chain.tx import MAX_TX_BYTES, SignedTransaction, decode_tx
+from p2pmkt.chain.tx import MAX_TX_BYTES, DecodedTxCache, SignedTransaction, decode_tx
 from p2pmkt.errors import RemoteError
 from p2pmkt.gossip.bundle import decode_bundle, encode_bundle
 from p2pmkt.gossip.topics import block_topic, tx_topic
@@ -117,10 +117,21 @@ def make_pubsub(host: Any, config: GossipConfig) -> tuple[Any, Any]:
 
 
 class Gossip:
-    """Our two topics on one py-libp2p Pubsub. Created by :func:`p2pmkt.net.open_net`."""
+    """Our two topics on one py-libp2p Pubsub. Created by :func:`p2pmkt.net.open_net`.
+
+    ``tx_cache`` (optional) is the node's :class:`~p2pmkt.chain.tx.DecodedTxCache`, shared
+    with RPC and Raft: bundles decode their transactions through it, and blocks reuse what it
+    holds, so a transaction is decoded once per node. Without it, everything decodes afresh.
+    """
 
     def __init__(
-        self, pubsub: Any, chain_id: str, config: GossipConfig, members: Members | None
+        self,
+        pubsub: Any,
+        chain_id: str,
+        config: GossipConfig,
+        members: Members | None,
+        *,
+        tx_cache: DecodedTxCache | None = None,
     ) -> None:
         self._ps = pubsub
         self.config = config
@@ -132,8 +143,13 @@ class Gossip:
             max_bundle_bytes=config.max_bundle_bytes,
             max_bundle_txs=config.max_bundle_txs,
             max_tx_bytes=config.max_tx_bytes,
+            decode=decode_tx if tx_cache is None else tx_cache.decode,
         )
-        self.block_validator = BlockValidator(chain_id, max_block_bytes=config.max_block_bytes)
+        self.block_validator = BlockValidator(
+            chain_id,
+            max_block_bytes=config.max_block_bytes,
+            known=None if tx_cache is None else tx_cache.get,
+        )
         self._self_id: ID = pubsub.host.get_id()
         self._decoded: OrderedDict[bytes, Any] = OrderedDict()
         self._tx_send, self.tx_bundles = trio.open_memory_channel[TxBundle](config.delivery_buffer)
@@ -280,10 +296,15 @@ class Gossip:
                 self._dropped += 1
 
     def _recheck(self, msg: Any, is_tx: bool) -> Any:
+        # Decode as the validator did (same decoder, look-up and limits): the message passed
+        # it already, only its decoded form was evicted.
         data = bytes(msg.data)
         try:
             if is_tx:
-                return tuple(decode_tx(t) for t in decode_bundle(data))
-            return decode_block(data)
+                tv = self.tx_validator
+                raw = decode_bundle(data, max_bytes=tv.max_bundle_bytes, max_txs=tv.max_bundle_txs)
+                return tuple(tv.decode(t, max_size=tv.max_tx_bytes) for t in raw)
+            bv = self.block_validator
+            return decode_block(data, max_size=bv.max_block_bytes, known=bv.known)
         except RemoteError:
             return None

@@ -160,12 +160,14 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
 
     unwatch_gc = metrics.watch_gc()
     try:
-        async with open_net(key, net_config, members=members) as net, open_raft_transport(net) as raft_t:
+        async with (
+            # tx_cache: each transaction is decoded once, for gossip, RPC and Raft blocks alike.
+            open_net(key, net_config, members=members, tx_cache=chain.tx_cache) as net,
+            open_raft_transport(net) as raft_t,
+        ):
             def on_leader(leader: Any, term: Any) -> None:
                 leading[0] = leader == NodeId(address)
 
-            if net.gossip is not None:  # one decoding per transaction: gossip, RPC, blocks
-                net.gossip.tx_validator.decode = chain.tx_cache.decode
             app = ChainApp(chain, on_applied=on_applied, on_leader=on_leader)
             raft_store = LmdbRaftLogStore(chain.store.env)
             if raft_store.last_index() == 0 and is_validator:

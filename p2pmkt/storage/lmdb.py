@@ -185,10 +185,10 @@ class LmdbStore:
         Args:
             path: directory of the LMDB environment.
             map_size: map to start with, in bytes (a map that grew earlier opens at the size
-                it grew to). Default: :func:`p2pmkt.storage.mapsize.default_limits`
-                (:data:`DEFAULT_MAP_SIZE` unless the node's config says otherwise).
-            max_map_size: ceiling the map grows to on demand; a write that does not fit
-                below it fails with :class:`StorageFull`. Raise it (and reopen) then.
+                it grew to). Default: :data:`DEFAULT_MAP_SIZE`.
+            max_map_size: ceiling the map grows to on demand, never below ``map_size``; a
+                write that does not fit below it fails with :class:`StorageFull`. Raise it
+                (and reopen) then. Default: :data:`p2pmkt.config.DEFAULT_MAX_MAP_SIZE`.
             sync: fsync every commit (default). ``False`` survives process crashes but not
                 power loss; for tests and throwaway dev chains only.
 

@@ -27,8 +27,9 @@ A map that grew is recorded by LMDB in the environment, so :func:`open_env` star
 store at ``max(configured map size, size it had grown to)``.
 
 Limits come from the caller (a node passes its config's ``[storage]`` section through
-``ChainService.open``) or, when it passes none, from the process-wide defaults
-(:func:`set_default_limits`; the built-in ``DEFAULT_MAP_SIZE`` / ``DEFAULT_MAX_MAP_SIZE``).
+``ChainService.open``); a limit it leaves out is :data:`~p2pmkt.config.DEFAULT_MAP_SIZE` or
+:data:`~p2pmkt.config.DEFAULT_MAX_MAP_SIZE` (:func:`resolve_limits`). There is no
+process-wide setting: a store's limits follow from its opener's arguments alone.
 """
 
 from __future__ import annotations
@@ -62,27 +63,11 @@ class MapLimits:
     ceiling: int = DEFAULT_MAX_MAP_SIZE
 
 
-_defaults = MapLimits()
-
-
-def set_default_limits(limits: MapLimits) -> None:
-    """Limits for stores opened without explicit ones in this process. A node passes its
-    ``[storage]`` limits explicitly (``ChainService.open``); this only changes what stores
-    opened without them (tools, tests) get."""
-    global _defaults
-    if limits.size <= 0 or limits.ceiling < limits.size:
-        raise StorageError(f"bad map limits {limits}: need 0 < size <= ceiling")
-    _defaults = limits
-
-
-def default_limits() -> MapLimits:
-    return _defaults
-
-
 def resolve_limits(map_size: int | None, max_map_size: int | None) -> MapLimits:
-    """Explicit values win over the defaults; the ceiling is never below the size."""
-    size = _defaults.size if map_size is None else map_size
-    ceiling = _defaults.ceiling if max_map_size is None else max_map_size
+    """The limits a store opens with: explicit values win over ``DEFAULT_MAP_SIZE`` /
+    ``DEFAULT_MAX_MAP_SIZE``; the ceiling is never below the size."""
+    size = DEFAULT_MAP_SIZE if map_size is None else map_size
+    ceiling = DEFAULT_MAX_MAP_SIZE if max_map_size is None else max_map_size
     return MapLimits(size, max(size, ceiling))
 
 
@@ -205,9 +190,7 @@ __all__ = [
     "GROW_MIN",
     "MapLimits",
     "MapSizer",
-    "default_limits",
     "open_env",
     "resolve_limits",
-    "set_default_limits",
     "sizer_for",
 ]

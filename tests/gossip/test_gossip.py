@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from p2pmkt.chain.block import build_block
-from p2pmkt.chain.tx import make_tx
+from p2pmkt.chain.tx import DecodedTxCache, make_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import DecodeError
 from p2pmkt.gossip import (
@@ -113,3 +113,29 @@ def test_block_validator() -> None:
                         time=1, txs=[])
     verdict = v.check(other.encode(), now=0).verdict
     assert isinstance(verdict, Reject) and verdict.reason == "wrong_chain"
+
+
+def test_block_validator_with_known_transactions_judges_and_decodes_alike() -> None:
+    proposer = PrivateKey.from_seed("v1")
+    cache = DecodedTxCache()
+    stxs = [cache.decode(tx(n)) for n in range(3)]  # as if admitted by gossip or RPC
+    stxs.append(make_tx(KEY, CHAIN, 3, "visit.batch", {"n": 3}))  # not in the cache
+    block = build_block(proposer, chain=CHAIN, height=1, parent=ZERO_HASH, state=ZERO_HASH,
+                        time=1, txs=stxs)
+    plain = BlockValidator(CHAIN, proposers=lambda: {proposer.address})
+    cached = BlockValidator(CHAIN, proposers=lambda: {proposer.address}, known=cache.get)
+
+    expected = plain.check(block.encode(), now=0)
+    got = cached.check(block.encode(), now=0)
+    assert got == expected and got.verdict == ACCEPT
+    assert cache.hits == 3
+
+    # Swap in another cached transaction: the look-up finds it, the transactions root does not.
+    raw_txs = [t.encode() for t in stxs]
+    raw_txs[0] = raw_txs[1]
+    corrupted = encode({"header": block.header_bytes, "sig": block.sig, "txs": raw_txs})
+    rejected = BlockValidator(CHAIN, known=cache.get).check(corrupted, now=0)
+    assert rejected == BlockValidator(CHAIN).check(corrupted, now=0)
+    assert rejected.verdict == Reject(
+        "invalid_block", "block's transactions do not match its header's txroot"
+    )

@@ -7,7 +7,6 @@ with a higher ceiling, catches up) is the chaos scenario ``map-full`` (tests/cha
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
@@ -16,6 +15,7 @@ import pytest
 from p2pmkt.chain.state import Receipt, next_state_root
 from p2pmkt.config import (
     DEFAULT_MAP_SIZE,
+    DEFAULT_MAX_MAP_SIZE,
     MIN_MAP_SIZE,
     StorageConfig,
     check_storage,
@@ -25,13 +25,7 @@ from p2pmkt.config import (
 from p2pmkt.errors import ConfigError, StorageError, StorageFull
 from p2pmkt.raft import Entry, EntryKind, HardState
 from p2pmkt.storage import LmdbStore
-from p2pmkt.storage.mapsize import (
-    MapLimits,
-    default_limits,
-    resolve_limits,
-    set_default_limits,
-    sizer_for,
-)
+from p2pmkt.storage.mapsize import MapLimits, resolve_limits, sizer_for
 from p2pmkt.storage.raftlog import LmdbRaftLogStore
 from p2pmkt.testing.conformance import batch_of, commit, init, next_block, tx
 from p2pmkt.types import LogIndex, Term
@@ -179,24 +173,18 @@ def test_an_environment_not_opened_by_a_store_never_grows(tmp_path: Path) -> Non
         env.close()
 
 
-@pytest.fixture
-def restore_defaults() -> Iterator[None]:
-    saved = default_limits()
-    yield
-    set_default_limits(saved)
+def test_explicit_limits_win_over_the_built_in_defaults() -> None:
+    assert resolve_limits(None, None) == MapLimits(DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE)
+    assert resolve_limits(MIB, None) == MapLimits(MIB, DEFAULT_MAX_MAP_SIZE)
+    assert resolve_limits(MIB, 2 * MIB) == MapLimits(MIB, 2 * MIB)
+    assert resolve_limits(8 * MIB, MIB) == MapLimits(8 * MIB, 8 * MIB)  # ceiling >= size
 
 
-def test_process_defaults_apply_to_stores_opened_without_limits(
-    tmp_path: Path, restore_defaults: None
-) -> None:
-    assert default_limits().size == DEFAULT_MAP_SIZE
-    set_default_limits(MapLimits(MIB, 2 * MIB))
-    assert resolve_limits(None, None) == MapLimits(MIB, 2 * MIB)
-    assert resolve_limits(8 * MIB, None) == MapLimits(8 * MIB, 8 * MIB)  # ceiling >= size
-    with LmdbStore.open(tmp_path / "s") as store:
+def test_stores_open_with_the_limits_they_are_given(tmp_path: Path) -> None:
+    with LmdbStore.open(tmp_path / "given", map_size=MIB, max_map_size=2 * MIB) as store:
         assert (store.sizer.size, store.sizer.ceiling) == (MIB, 2 * MIB)
-    with pytest.raises(StorageError, match="bad map limits"):
-        set_default_limits(MapLimits(2 * MIB, MIB))
+    with LmdbStore.open(tmp_path / "default") as store:
+        assert (store.sizer.size, store.sizer.ceiling) == (DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE)
 
 
 def test_storage_config_sizes() -> None:

@@ -1,0 +1,57 @@
+"""Gossip decodes through the node's DecodedTxCache when given one (no network needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from libp2p.peer.id import ID
+
+from p2pmkt.chain.block import build_block
+from p2pmkt.chain.tx import DecodedTxCache, decode_tx, make_tx
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.gossip import encode_bundle
+from p2pmkt.net import Gossip, GossipConfig
+from p2pmkt.types import ZERO_HASH
+
+CHAIN = "c1"
+KEY = PrivateKey.from_seed("alice")
+
+
+class _FakePubsub:
+    """Just enough of py-libp2p's Pubsub for Gossip's constructor."""
+
+    def __init__(self) -> None:
+        self.host = SimpleNamespace(get_id=lambda: ID(b"self"))
+        self.validators: dict[str, Any] = {}
+
+    def set_topic_validator(self, topic: str, validator: Any, is_async: bool) -> None:
+        self.validators[topic] = validator
+
+
+def _msg(data: bytes) -> Any:
+    return SimpleNamespace(data=data, from_id=b"peer", seqno=b"\x00")
+
+
+def test_without_a_cache_gossip_decodes_afresh() -> None:
+    gossip = Gossip(_FakePubsub(), CHAIN, GossipConfig(), None)
+    assert gossip.tx_validator.decode is decode_tx
+    assert gossip.block_validator.known is None
+
+
+def test_with_a_cache_bundles_fill_it_and_blocks_and_rechecks_reuse_it() -> None:
+    cache = DecodedTxCache()
+    gossip = Gossip(_FakePubsub(), CHAIN, GossipConfig(), None, tx_cache=cache)
+    stxs = [make_tx(KEY, CHAIN, n, "visit.batch", {"n": n}) for n in range(2)]
+    bundle = encode_bundle([t.encode() for t in stxs])
+    assert gossip.tx_validator.check(bundle, now=0).txs == tuple(stxs)
+    assert len(cache) == 2 and cache.hits == 0
+
+    block = build_block(PrivateKey.from_seed("v1"), chain=CHAIN, height=1, parent=ZERO_HASH,
+                        state=ZERO_HASH, time=1, txs=stxs)
+    assert gossip.block_validator.check(block.encode(), now=0).block == block
+    assert cache.hits == 2
+
+    assert gossip._recheck(_msg(block.encode()), is_tx=False) == block
+    assert gossip._recheck(_msg(bundle), is_tx=True) == tuple(stxs)
+    assert cache.hits == 6
