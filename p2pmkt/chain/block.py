@@ -13,6 +13,8 @@ Wire form (canonical CBOR)::
         "proposer": bstr(20),   address of the validator that built the block
     }
 
+    SignedHeader = {"header": bstr, "sig": bstr(65)}   a block announced without its txs
+
 The block hash is ``sha256(header)``; ``sig`` is the proposer's signature over ``header``
 with purpose ``"block"``. Carrying the *pre*-state root (as Tendermint does with its app hash)
 lets a leader propose block N+1 before N is applied; a node whose state diverged notices at
@@ -38,6 +40,8 @@ from p2pmkt.wire.cbor import decode, encode, encode_unchecked
 
 MAX_BLOCK_BYTES = 32 * 1024 * 1024
 
+MAX_HEADER_BYTES = 4096
+MAX_SIGNED_HEADER_BYTES = MAX_HEADER_BYTES + 128  # the header, a 65-byte signature, the map
 _HEADER_KEYS = frozenset({"chain", "height", "parent", "txroot", "state", "time", "proposer"})
 
 
@@ -159,17 +163,7 @@ def decode_block(
         raise DecodeError('"header" and "sig" of a block must be byte strings')
     if not isinstance(raw_txs, list) or not all(isinstance(t, bytes) for t in raw_txs):
         raise DecodeError('"txs" of a block must be a list of byte strings')
-    h = decode(header_bytes, max_size=4096, canonical=True)
-    if not isinstance(h, dict) or set(h) != _HEADER_KEYS:
-        raise InvalidBlock(f"block header must have exactly the fields {sorted(_HEADER_KEYS)}")
-    for name, size in (("parent", 32), ("txroot", 32), ("state", 32), ("proposer", 20)):
-        if not isinstance(h[name], bytes) or len(h[name]) != size:
-            raise InvalidBlock(f"block header {name!r} must be {size} bytes")
-    for name in ("height", "time"):
-        if type(h[name]) is not int or not 0 <= h[name] < 2**63:
-            raise InvalidBlock(f"block header {name!r} must be a non-negative integer")
-    if not isinstance(h["chain"], str):
-        raise InvalidBlock("block header 'chain' must be text")
+    header = _decode_header(header_bytes)
     try:
         if known is None:
             txs = tuple([decode_tx(t) for t in raw_txs])
@@ -177,15 +171,6 @@ def decode_block(
             txs = tuple([_reuse(known, t) for t in raw_txs])
     except (DecodeError, InvalidTransaction) as exc:
         raise InvalidBlock(f"block holds a malformed transaction: {exc}") from exc
-    header = Header(
-        chain=h["chain"],
-        height=Height(h["height"]),
-        parent=Hash32(h["parent"]),
-        txroot=Hash32(h["txroot"]),
-        state=Hash32(h["state"]),
-        time=h["time"],
-        proposer=Address(h["proposer"]),
-    )
     if merkle_root([t.txid for t in txs]) != header.txroot:
         raise InvalidBlock("block's transactions do not match its header's txroot")
     block = Block(
@@ -198,6 +183,75 @@ def decode_block(
     object.__setattr__(block, "wire", bytes(data))  # decode() checked: the canonical bytes
     object.__setattr__(block, "txroot_checked", True)
     return block
+
+
+def _decode_header(header_bytes: bytes) -> Header:
+    """Decode and check a block header's canonical bytes."""
+    h = decode(header_bytes, max_size=MAX_HEADER_BYTES, canonical=True)
+    if not isinstance(h, dict) or set(h) != _HEADER_KEYS:
+        raise InvalidBlock(f"block header must have exactly the fields {sorted(_HEADER_KEYS)}")
+    for name, size in (("parent", 32), ("txroot", 32), ("state", 32), ("proposer", 20)):
+        if not isinstance(h[name], bytes) or len(h[name]) != size:
+            raise InvalidBlock(f"block header {name!r} must be {size} bytes")
+    for name in ("height", "time"):
+        if type(h[name]) is not int or not 0 <= h[name] < 2**63:
+            raise InvalidBlock(f"block header {name!r} must be a non-negative integer")
+    if not isinstance(h["chain"], str):
+        raise InvalidBlock("block header 'chain' must be text")
+    return Header(
+        chain=h["chain"],
+        height=Height(h["height"]),
+        parent=Hash32(h["parent"]),
+        txroot=Hash32(h["txroot"]),
+        state=Hash32(h["state"]),
+        time=h["time"],
+        proposer=Address(h["proposer"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHeader:
+    """A block's header and its proposer's signature, without the transactions.
+
+    What the leader announces on the gossip ``heads`` topic: enough to learn that a block
+    exists, its height and hash, and that a validator signed it (the transactions travel
+    by Raft, and by block sync to a node that lacks them). Wire form: canonical
+    ``{"header": bytes, "sig": bytes}``.
+    """
+
+    header: Header
+    header_bytes: bytes
+    sig: bytes
+    hash: Hash32
+
+    @property
+    def height(self) -> Height:
+        return self.header.height
+
+    def encode(self) -> bytes:
+        return encode({"header": self.header_bytes, "sig": self.sig})
+
+
+def signed_header(block: Block) -> SignedHeader:
+    """The announcement of ``block`` (its header and signature)."""
+    return SignedHeader(block.header, block.header_bytes, block.sig, block.hash)
+
+
+def decode_signed_header(data: bytes) -> SignedHeader:
+    """Decode an announcement and check its header's fields (not its signature).
+
+    Raises:
+        DecodeError: malformed, non-canonical or over ``MAX_SIGNED_HEADER_BYTES``.
+        InvalidBlock: a header field is wrong.
+    """
+    outer = decode(data, max_size=MAX_SIGNED_HEADER_BYTES, canonical=True, max_depth=2)
+    if not isinstance(outer, dict) or set(outer) != {"header", "sig"}:
+        raise DecodeError('a signed header is a map {"header": bytes, "sig": bytes}')
+    header_bytes, sig = outer["header"], outer["sig"]
+    if not isinstance(header_bytes, bytes) or not isinstance(sig, bytes):
+        raise DecodeError('"header" and "sig" of a signed header must be byte strings')
+    return SignedHeader(_decode_header(header_bytes), header_bytes, sig,
+                        Hash32(hashlib.sha256(header_bytes).digest()))
 
 
 def stored_block_hash(data: bytes) -> Hash32:
@@ -225,7 +279,7 @@ def _reuse(known: Callable[[bytes], SignedTransaction | None], raw: bytes) -> Si
     return decode_tx(raw)
 
 
-def verify_block_signature(block: Block) -> Address:
+def verify_block_signature(block: Block | SignedHeader) -> Address:
     """Return the proposer after checking that it signed the header.
 
     Raises:

@@ -6,14 +6,14 @@ or libp2p.
 
 from p2pmkt.gossip.bundle import decode_bundle, encode_bundle
 from p2pmkt.gossip.seen import SeenCache
-from p2pmkt.gossip.topics import block_topic, tx_topic
+from p2pmkt.gossip.topics import head_topic, tx_topic
 from p2pmkt.gossip.validate import (
     ACCEPT,
     DUPLICATE,
     Accept,
-    BlockCheck,
-    BlockValidator,
     BundleCheck,
+    HeadCheck,
+    HeadValidator,
     Ignore,
     Reject,
     TxBundleValidator,
@@ -24,16 +24,16 @@ __all__ = [
     "ACCEPT",
     "DUPLICATE",
     "Accept",
-    "BlockCheck",
-    "BlockValidator",
     "BundleCheck",
+    "HeadCheck",
+    "HeadValidator",
     "Ignore",
     "Reject",
     "SeenCache",
     "TxBundleValidator",
     "Verdict",
-    "block_topic",
     "decode_bundle",
     "encode_bundle",
+    "head_topic",
     "tx_topic",
 ]

@@ -28,7 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from p2pmkt.chain.block import Block, decode_block, verify_block_signature
+from p2pmkt.chain.block import (
+    MAX_SIGNED_HEADER_BYTES,
+    SignedHeader,
+    decode_signed_header,
+    verify_block_signature,
+)
 from p2pmkt.chain.tx import MAX_TX_BYTES, SignedTransaction, decode_tx, verify_tx
 from p2pmkt.errors import RemoteError
 from p2pmkt.gossip.bundle import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_BUNDLE_TXS, decode_bundle
@@ -69,11 +74,11 @@ class BundleCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class BlockCheck:
-    """Outcome of :meth:`BlockValidator.check`; ``block`` is set only on ACCEPT."""
+class HeadCheck:
+    """Outcome of :meth:`HeadValidator.check`; ``head`` is set only on ACCEPT."""
 
     verdict: Verdict
-    block: Block | None = None
+    head: SignedHeader | None = None
 
 
 class TxBundleValidator:
@@ -129,50 +134,42 @@ class TxBundleValidator:
         return BundleCheck(ACCEPT, tuple(fresh))
 
 
-class BlockValidator:
-    """Validates gossiped committed blocks for one chain.
+class HeadValidator:
+    """Validates announced blocks (signed headers, :class:`~p2pmkt.chain.block.SignedHeader`)
+    for one chain.
 
-    ``proposers`` (optional) returns the addresses allowed to propose; when given, a block
-    signed by anyone else is rejected. Blocks are deduplicated by hash.
-
-    ``known`` (optional) looks up transactions decoded before, as ``decode_block``'s ``known``
-    (a node passes its :class:`~p2pmkt.chain.tx.DecodedTxCache`'s ``get``): a follower has
-    usually decoded a block's transactions already, when they arrived by gossip or RPC. It
-    changes the cost of :meth:`check`, never its verdict or the decoded block.
+    ``proposers`` (optional) returns the addresses allowed to propose; when given, a header
+    signed by anyone else is rejected. Announcements are deduplicated by block hash.
     """
 
     def __init__(
         self,
         chain_id: str,
         *,
-        max_block_bytes: int = 32 * 1024 * 1024,
         proposers: Callable[[], Collection[bytes]] | None = None,
         seen: SeenCache | None = None,
-        known: Callable[[bytes], SignedTransaction | None] | None = None,
     ) -> None:
         self.chain_id = chain_id
-        self.max_block_bytes = max_block_bytes
         self.proposers = proposers
-        self.known = known
         self.seen = seen if seen is not None else SeenCache(ttl=600.0, max_entries=10_000)
 
-    def check(self, data: bytes, now: float) -> BlockCheck:
+    def check(self, data: bytes, now: float) -> HeadCheck:
         """Judge one gossip message; remember the hash of an accepted block."""
-        if len(data) > self.max_block_bytes:
-            return BlockCheck(Reject("oversized", f"block of {len(data)} bytes"))
+        if len(data) > MAX_SIGNED_HEADER_BYTES:
+            return HeadCheck(Reject("oversized", f"signed header of {len(data)} bytes"))
         try:
-            block = decode_block(data, max_size=self.max_block_bytes, known=self.known)
+            head = decode_signed_header(data)
         except RemoteError as exc:
-            return BlockCheck(Reject(exc.reason, exc.message))
-        if self.seen.seen(block.hash, now):
-            return BlockCheck(DUPLICATE)
-        if block.header.chain != self.chain_id:
-            return BlockCheck(Reject("wrong_chain", f"block for chain {block.header.chain!r}"))
+            return HeadCheck(Reject(exc.reason, exc.message))
+        if self.seen.seen(head.hash, now):
+            return HeadCheck(DUPLICATE)
+        if head.header.chain != self.chain_id:
+            return HeadCheck(Reject("wrong_chain", f"block for chain {head.header.chain!r}"))
         try:
-            proposer = verify_block_signature(block)
+            proposer = verify_block_signature(head)
         except RemoteError as exc:
-            return BlockCheck(Reject(exc.reason, exc.message))
+            return HeadCheck(Reject(exc.reason, exc.message))
         if self.proposers is not None and proposer not in self.proposers():
-            return BlockCheck(Reject("not_validator", f"proposer 0x{proposer.hex()}"))
-        self.seen.add(block.hash, now)
-        return BlockCheck(ACCEPT, block)
+            return HeadCheck(Reject("not_validator", f"proposer 0x{proposer.hex()}"))
+        self.seen.add(head.hash, now)
+        return HeadCheck(ACCEPT, head)

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Two topics per chain (:mod:`p2pmkt.gossip.topics`): transaction bundles and committed blocks.
+Two topics per chain (:mod:`p2pmkt.gossip.topics`): transaction bundles, and committed blocks
+announced by their signed headers (the transactions travel by Raft and block sync).
 Settings follow notes/py-libp2p.md §2: heartbeat 1 s (default 120 s), spam limit off (the
 default silently drops over 10 msg/s per forwarder), adaptive gossip off, eclipse protection
 off (all loopback peers share one IP), StrictSign, and ``/meshsub/1.1.0`` first (about twice
@@ -12,7 +13,7 @@ Each topic gets a synchronous py-libp2p validator that
 
 1. drops messages whose origin or forwarder is not a chain member (when an allowlist is set),
 2. calls the pure validator (:class:`~p2pmkt.gossip.validate.TxBundleValidator` /
-   :class:`~p2pmkt.gossip.validate.BlockValidator`) with ``now=trio.current_time()``,
+   :class:`~p2pmkt.gossip.validate.HeadValidator`) with ``now=trio.current_time()``,
 3. keeps the decoded result for the delivery step, so nothing is decoded or verified twice.
 
 py-libp2p runs validators on our own publishes too; those are accepted without checks (we
@@ -22,7 +23,7 @@ Publishing applies backpressure: py-libp2p drops RPCs silently once a peer's out
 holds 32, so :meth:`Gossip.publish_txs` waits until every queue is below
 ``GossipConfig.queue_high_water`` first.
 
-Delivery: :attr:`Gossip.tx_bundles` and :attr:`Gossip.blocks` are bounded trio channels that
+Delivery: :attr:`Gossip.tx_bundles` and :attr:`Gossip.heads` are bounded trio channels that
 the node reads. If the node falls behind, deliveries are dropped and counted (gossip is
 best-effort; Raft and block sync are the reliable paths).
 """
@@ -42,14 +43,14 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_11
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 
-from p2pmkt.chain.block import Block, decode_block
+from p2pmkt.chain.block import SignedHeader, decode_signed_header
 from p2pmkt.chain.tx import MAX_TX_BYTES, DecodedTxCache, SignedTransaction, decode_tx
 from p2pmkt.errors import RemoteError
 from p2pmkt.gossip.bundle import decode_bundle, encode_bundle
-from p2pmkt.gossip.topics import block_topic, tx_topic
+from p2pmkt.gossip.topics import head_topic, tx_topic
 from p2pmkt.gossip.validate import (
     Accept,
-    BlockValidator,
+    HeadValidator,
     Reject,
     TxBundleValidator,
 )
@@ -70,7 +71,6 @@ class GossipConfig:
     max_bundle_bytes: int = 1024 * 1024
     max_bundle_txs: int = 1000
     max_tx_bytes: int = MAX_TX_BYTES
-    max_block_bytes: int = 8 * 1024 * 1024
     queue_high_water: int = 24
     delivery_buffer: int = 1024
     do_px: bool = True
@@ -88,7 +88,7 @@ class TxBundle:
 class GossipStatistics:
     published: int
     delivered_bundles: int
-    delivered_blocks: int
+    delivered_heads: int
     rejected: dict[str, int]
     dropped_slow_consumer: int
 
@@ -111,7 +111,7 @@ def make_pubsub(host: Any, config: GossipConfig) -> tuple[Any, Any]:
         host,
         router,
         strict_signing=True,
-        max_inbound_rpc_size=max(config.max_block_bytes, config.max_bundle_bytes) + 64 * 1024,
+        max_inbound_rpc_size=config.max_bundle_bytes + 64 * 1024,
     )
     return pubsub, router
 
@@ -120,8 +120,8 @@ class Gossip:
     """Our two topics on one py-libp2p Pubsub. Created by :func:`p2pmkt.net.open_net`.
 
     ``tx_cache`` (optional) is the node's :class:`~p2pmkt.chain.tx.DecodedTxCache`, shared
-    with RPC and Raft: bundles decode their transactions through it, and blocks reuse what it
-    holds, so a transaction is decoded once per node. Without it, everything decodes afresh.
+    with RPC and Raft: bundles decode their transactions through it, so a transaction is
+    decoded once per node. Without it, bundles decode afresh.
     """
 
     def __init__(
@@ -137,7 +137,7 @@ class Gossip:
         self.config = config
         self.members = members
         self.tx_topic = tx_topic(chain_id)
-        self.block_topic = block_topic(chain_id)
+        self.head_topic = head_topic(chain_id)
         self.tx_validator = TxBundleValidator(
             chain_id,
             max_bundle_bytes=config.max_bundle_bytes,
@@ -145,26 +145,22 @@ class Gossip:
             max_tx_bytes=config.max_tx_bytes,
             decode=decode_tx if tx_cache is None else tx_cache.decode,
         )
-        self.block_validator = BlockValidator(
-            chain_id,
-            max_block_bytes=config.max_block_bytes,
-            known=None if tx_cache is None else tx_cache.get,
-        )
+        self.head_validator = HeadValidator(chain_id)
         self._self_id: ID = pubsub.host.get_id()
         self._decoded: OrderedDict[bytes, Any] = OrderedDict()
         self._tx_send, self.tx_bundles = trio.open_memory_channel[TxBundle](config.delivery_buffer)
-        self._block_send, self.blocks = trio.open_memory_channel[Block](config.delivery_buffer)
+        self._head_send, self.heads = trio.open_memory_channel[SignedHeader](config.delivery_buffer)
         self._published = 0
         self._delivered_bundles = 0
-        self._delivered_blocks = 0
+        self._delivered_heads = 0
         self._dropped = 0
         self.rejected: dict[str, int] = {}
         pubsub.set_topic_validator(self.tx_topic, self._validate_txs, False)
-        pubsub.set_topic_validator(self.block_topic, self._validate_block, False)
+        pubsub.set_topic_validator(self.head_topic, self._validate_head, False)
 
     def statistics(self) -> GossipStatistics:
         return GossipStatistics(
-            self._published, self._delivered_bundles, self._delivered_blocks,
+            self._published, self._delivered_bundles, self._delivered_heads,
             dict(self.rejected), self._dropped,
         )
 
@@ -209,21 +205,21 @@ class Gossip:
             log.exception("tx bundle validator failed")
             return False
 
-    def _validate_block(self, forwarder: ID, msg: Any) -> bool:
+    def _validate_head(self, forwarder: ID, msg: Any) -> bool:
         try:
             if forwarder == self._self_id:
                 return True
             if not self._allowed(forwarder, msg):
                 return self._count_reject("not_member")
-            check = self.block_validator.check(bytes(msg.data), trio.current_time())
+            check = self.head_validator.check(bytes(msg.data), trio.current_time())
             if isinstance(check.verdict, Accept):
-                self._remember(msg, check.block)
+                self._remember(msg, check.head)
                 return True
             if isinstance(check.verdict, Reject):
                 self._count_reject(check.verdict.reason)
             return False
         except Exception:
-            log.exception("block validator failed")
+            log.exception("head validator failed")
             return False
 
     # ---------------------------------------------------------------- publishing
@@ -255,9 +251,9 @@ class Gossip:
             count += 1
         return count
 
-    async def publish_block(self, block: bytes) -> None:
-        """Gossip a committed block's wire bytes."""
-        await self._publish(self.block_topic, block)
+    async def publish_head(self, head: bytes) -> None:
+        """Announce a committed block: its :class:`~p2pmkt.chain.block.SignedHeader` bytes."""
+        await self._publish(self.head_topic, head)
 
     async def _publish(self, topic: str, data: bytes) -> None:
         await self._backpressure()
@@ -269,10 +265,10 @@ class Gossip:
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Subscribe to both topics and deliver until cancelled."""
         tx_sub = await self._ps.subscribe(self.tx_topic)
-        block_sub = await self._ps.subscribe(self.block_topic)
+        head_sub = await self._ps.subscribe(self.head_topic)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump, tx_sub, True)
-            nursery.start_soon(self._pump, block_sub, False)
+            nursery.start_soon(self._pump, head_sub, False)
             task_status.started()
 
     async def _pump(self, sub: Any, is_tx: bool) -> None:
@@ -290,8 +286,8 @@ class Gossip:
                     self._tx_send.send_nowait(TxBundle(ID(msg.from_id).to_base58(), value))
                     self._delivered_bundles += 1
                 else:
-                    self._block_send.send_nowait(value)
-                    self._delivered_blocks += 1
+                    self._head_send.send_nowait(value)
+                    self._delivered_heads += 1
             except trio.WouldBlock:
                 self._dropped += 1
 
@@ -304,7 +300,6 @@ class Gossip:
                 tv = self.tx_validator
                 raw = decode_bundle(data, max_bytes=tv.max_bundle_bytes, max_txs=tv.max_bundle_txs)
                 return tuple(tv.decode(t, max_size=tv.max_tx_bytes) for t in raw)
-            bv = self.block_validator
-            return decode_block(data, max_size=bv.max_block_bytes, known=bv.known)
+            return decode_signed_header(data)
         except RemoteError:
             return None

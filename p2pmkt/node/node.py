@@ -8,6 +8,8 @@ Composition (each a task in the node's nursery; structured concurrency only)::
       ├─ run_sync_server  ← ChainBlocks              ├─ run_block_producer (leader: mempool → block → propose)
       ├─ gossip out: submitted txs → bundles         └─ catch-up: blocks missing after a snapshot ← fetch_blocks
       ├─ gossip in:  bundles → mempool
+      ├─ heads: the leader announces each committed block's signed header; a head far
+      │         beyond ours sets the catch-up target
       └─ agent (merchant-tech with [agent] rules): reports → rules → signed market.update
 
 Validators are the genesis validators; the Raft membership starts from them (a bootstrap log
@@ -29,6 +31,7 @@ from typing import Any
 
 import trio
 
+from p2pmkt.chain.block import signed_header
 from p2pmkt.chain.genesis import load_genesis, parse_role
 from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.config import NodeConfig
@@ -119,7 +122,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     outbox_send, outbox_recv = trio.open_memory_channel[bytes](100_000)
     forward_send, forward_recv = trio.open_memory_channel[bytes](100_000)
     reports_send, reports_recv = trio.open_memory_channel[Report](1024)
-    blocks_send, blocks_recv = trio.open_memory_channel[bytes](256)
+    heads_send, heads_recv = trio.open_memory_channel[bytes](256)
     leading = [False]
 
     validators = [NodeId(address_hex(genesis.member(n).address)) for n in genesis.validators]
@@ -133,10 +136,10 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     def on_applied(applied: Applied) -> None:
         hub.publish(events_of(applied))
         if leading[0]:
-            # The leader announces committed blocks on the blocks topic: observers and
+            # The leader announces committed blocks by their signed headers: observers and
             # lagging nodes learn the head from it (and fetch what they lack by sync).
             try:
-                blocks_send.send_nowait(applied.result.block.encode())
+                heads_send.send_nowait(signed_header(applied.result.block).encode())
             except trio.WouldBlock:
                 pass
         for ev in applied.result.events:
@@ -205,8 +208,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_gossip_in, net, chain)
                 nursery.start_soon(_regossip, chain, on_submit)
                 nursery.start_soon(_forward_to_leader, net, driver, members, forward_recv)
-                nursery.start_soon(_blocks_out, net, blocks_recv)
-                nursery.start_soon(_blocks_in, net, app)
+                nursery.start_soon(_heads_out, net, heads_recv)
+                nursery.start_soon(_heads_in, net, app)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
                 nursery.start_soon(_reconcile_membership, driver, chain, members)
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
@@ -349,25 +352,25 @@ async def _regossip(chain: ChainService, announce: Any) -> None:
             announce(stx)
 
 
-async def _blocks_out(net: Any, blocks: trio.MemoryReceiveChannel[bytes]) -> None:
+async def _heads_out(net: Any, heads: trio.MemoryReceiveChannel[bytes]) -> None:
     if net.gossip is None:
         return
-    async for data in blocks:
+    async for data in heads:
         try:
-            await net.gossip.publish_block(data)
+            await net.gossip.publish_head(data)
         except Exception as exc:  # a publish failure must not stop the node
-            log.warning(kv("gossip_block_publish_failed", error=repr(exc)))
+            log.warning(kv("gossip_head_publish_failed", error=repr(exc)))
 
 
-async def _blocks_in(net: Any, app: Any) -> None:
+async def _heads_in(net: Any, app: Any) -> None:
     """Committed blocks announced by the leader: a head beyond ours starts catch-up."""
     if net.gossip is None:
         return
-    async for block in net.gossip.blocks:
+    async for head in net.gossip.heads:
         # A node a block or two behind is just busy applying what Raft delivered; only a
         # real gap (a missed snapshot, a long pause) is worth fetching from peers.
-        if block.height > app.chain.head().height + CATCH_UP_GAP:
-            app.target_height = max(app.target_height, block.height)
+        if head.height > app.chain.head().height + CATCH_UP_GAP:
+            app.target_height = max(app.target_height, head.height)
 
 
 async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_range: int) -> None:

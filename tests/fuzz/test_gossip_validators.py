@@ -6,15 +6,20 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2pmkt.chain.block import build_block, decode_block, verify_block_signature
+from p2pmkt.chain.block import (
+    build_block,
+    decode_signed_header,
+    signed_header,
+    verify_block_signature,
+)
 from p2pmkt.chain.tx import make_tx, verify_tx
 from p2pmkt.gossip.bundle import encode_bundle
 from p2pmkt.gossip.validate import (
     ACCEPT,
     DUPLICATE,
-    BlockCheck,
-    BlockValidator,
     BundleCheck,
+    HeadCheck,
+    HeadValidator,
     Ignore,
     Reject,
     TxBundleValidator,
@@ -37,7 +42,7 @@ BLOCK = build_block(PROPOSER, chain=CHAIN, height=1, parent=ZERO_HASH, state=ZER
                     time=GENESIS.genesis_time + 1, txs=TXS)
 STRANGER_BLOCK = build_block(dev_key("terminal"), chain=CHAIN, height=1, parent=ZERO_HASH,
                              state=ZERO_HASH, time=GENESIS.genesis_time + 1, txs=TXS[:1])
-BLOCKS = [BLOCK.encode(), STRANGER_BLOCK.encode()]
+HEADS = [signed_header(BLOCK).encode(), signed_header(STRANGER_BLOCK).encode()]
 ALLOWED = frozenset({bytes(PROPOSER.address)})
 
 inputs = st.one_of(st.binary(max_size=300), cbor_bytes())
@@ -59,15 +64,15 @@ def test_bundle_validator_always_answers_and_accepts_only_verified_transactions(
 
 
 @budget(100)
-@given(data=st.one_of(inputs, mutated(BLOCKS)), now=st.floats(0, 1e9))
-def test_block_validator_always_answers_and_accepts_only_blocks_of_allowed_proposers(data: bytes, now: float) -> None:
-    v = BlockValidator(CHAIN, max_block_bytes=64 * 1024, proposers=lambda: ALLOWED)
+@given(data=st.one_of(inputs, mutated(HEADS)), now=st.floats(0, 1e9))
+def test_head_validator_always_answers_and_accepts_only_heads_of_allowed_proposers(data: bytes, now: float) -> None:
+    v = HeadValidator(CHAIN, proposers=lambda: ALLOWED)
     out = v.check(data, now)
-    assert isinstance(out, BlockCheck) and isinstance(out.verdict, type(ACCEPT) | Ignore | Reject)
+    assert isinstance(out, HeadCheck) and isinstance(out.verdict, type(ACCEPT) | Ignore | Reject)
     if out.verdict == ACCEPT:
-        assert out.block is not None and out.block.header.chain == CHAIN
-        assert bytes(verify_block_signature(out.block)) in ALLOWED
-        assert decode_block(data).hash == out.block.hash
+        assert out.head is not None and out.head.header.chain == CHAIN
+        assert bytes(verify_block_signature(out.head)) in ALLOWED
+        assert decode_signed_header(data).hash == out.head.hash
         assert v.check(data, now).verdict == DUPLICATE
 
 
@@ -75,6 +80,6 @@ def test_the_seeds_get_the_expected_verdicts() -> None:
     bv = TxBundleValidator(CHAIN)
     assert [bv.check(b, 0).verdict for b in BUNDLES] == [ACCEPT, DUPLICATE, Reject(
         "wrong_chain", bv.check(BUNDLES[2], 1).verdict.message)]  # type: ignore[union-attr]
-    kv = BlockValidator(CHAIN, proposers=lambda: ALLOWED)
-    assert kv.check(BLOCKS[0], 0).verdict == ACCEPT
-    assert kv.check(BLOCKS[1], 0).verdict.reason == "not_validator"  # type: ignore[union-attr]
+    kv = HeadValidator(CHAIN, proposers=lambda: ALLOWED)
+    assert kv.check(HEADS[0], 0).verdict == ACCEPT
+    assert kv.check(HEADS[1], 0).verdict.reason == "not_validator"  # type: ignore[union-attr]

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from p2pmkt.chain.block import build_block
-from p2pmkt.chain.tx import DecodedTxCache, make_tx
+from p2pmkt.chain.block import build_block, signed_header
+from p2pmkt.chain.tx import make_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import DecodeError
 from p2pmkt.gossip import (
     ACCEPT,
     DUPLICATE,
-    BlockValidator,
+    HeadValidator,
     Reject,
     SeenCache,
     TxBundleValidator,
-    block_topic,
     decode_bundle,
     encode_bundle,
+    head_topic,
     tx_topic,
 )
 from p2pmkt.types import ZERO_HASH
@@ -33,7 +33,7 @@ def tx(nonce: int, chain: str = CHAIN) -> bytes:
 
 def test_topics_carry_chain_id() -> None:
     assert tx_topic("x") == "p2pmkt/x/txs/1"
-    assert block_topic("x") == "p2pmkt/x/blocks/1"
+    assert head_topic("x") == "p2pmkt/x/heads/1"
 
 
 def test_bundle_round_trip() -> None:
@@ -97,45 +97,30 @@ def test_tx_validator_rejects() -> None:
     assert isinstance(garbage, Reject) and garbage.reason == "decode"
 
 
-def test_block_validator() -> None:
+def test_head_validator() -> None:
     proposer = PrivateKey.from_seed("v1")
     block = build_block(proposer, chain=CHAIN, height=1, parent=ZERO_HASH, state=ZERO_HASH,
-                        time=1, txs=[])
-    v = BlockValidator(CHAIN, proposers=lambda: {proposer.address})
-    ok = v.check(block.encode(), now=0)
-    assert ok.verdict == ACCEPT and ok.block is not None and ok.block.hash == block.hash
-    assert v.check(block.encode(), now=1).verdict == DUPLICATE
+                        time=1, txs=[make_tx(KEY, CHAIN, 0, "visit.batch", {"n": 0})])
+    v = HeadValidator(CHAIN, proposers=lambda: {proposer.address})
+    ok = v.check(signed_header(block).encode(), now=0)
+    assert ok.verdict == ACCEPT and ok.head == signed_header(block)
+    assert (ok.head.hash, ok.head.height) == (block.hash, 1)
+    assert v.check(signed_header(block).encode(), now=1).verdict == DUPLICATE
     outsider = build_block(PrivateKey.from_seed("x"), chain=CHAIN, height=1, parent=ZERO_HASH,
                            state=ZERO_HASH, time=1, txs=[])
-    verdict = v.check(outsider.encode(), now=0).verdict
+    verdict = v.check(signed_header(outsider).encode(), now=0).verdict
     assert isinstance(verdict, Reject) and verdict.reason == "not_validator"
     other = build_block(proposer, chain="c2", height=1, parent=ZERO_HASH, state=ZERO_HASH,
                         time=1, txs=[])
-    verdict = v.check(other.encode(), now=0).verdict
+    verdict = v.check(signed_header(other).encode(), now=0).verdict
     assert isinstance(verdict, Reject) and verdict.reason == "wrong_chain"
-
-
-def test_block_validator_with_known_transactions_judges_and_decodes_alike() -> None:
-    proposer = PrivateKey.from_seed("v1")
-    cache = DecodedTxCache()
-    stxs = [cache.decode(tx(n)) for n in range(3)]  # as if admitted by gossip or RPC
-    stxs.append(make_tx(KEY, CHAIN, 3, "visit.batch", {"n": 3}))  # not in the cache
-    block = build_block(proposer, chain=CHAIN, height=1, parent=ZERO_HASH, state=ZERO_HASH,
-                        time=1, txs=stxs)
-    plain = BlockValidator(CHAIN, proposers=lambda: {proposer.address})
-    cached = BlockValidator(CHAIN, proposers=lambda: {proposer.address}, known=cache.get)
-
-    expected = plain.check(block.encode(), now=0)
-    got = cached.check(block.encode(), now=0)
-    assert got == expected and got.verdict == ACCEPT
-    assert cache.hits == 3
-
-    # Swap in another cached transaction: the look-up finds it, the transactions root does not.
-    raw_txs = [t.encode() for t in stxs]
-    raw_txs[0] = raw_txs[1]
-    corrupted = encode({"header": block.header_bytes, "sig": block.sig, "txs": raw_txs})
-    rejected = BlockValidator(CHAIN, known=cache.get).check(corrupted, now=0)
-    assert rejected == BlockValidator(CHAIN).check(corrupted, now=0)
-    assert rejected.verdict == Reject(
-        "invalid_block", "block's transactions do not match its header's txroot"
-    )
+    # Block 1's signature on block 2's header.
+    block2 = build_block(proposer, chain=CHAIN, height=2, parent=block.hash, state=ZERO_HASH,
+                         time=2, txs=[])
+    verdict = v.check(encode({"header": block2.header_bytes, "sig": block.sig}), now=0).verdict
+    assert isinstance(verdict, Reject) and verdict.reason == "invalid_block"
+    # A whole block is not an announcement; nor is anything oversized.
+    verdict = v.check(block.encode(), now=0).verdict
+    assert isinstance(verdict, Reject) and verdict.reason == "decode"
+    verdict = v.check(b"\xa0" * 5000, now=0).verdict
+    assert isinstance(verdict, Reject) and verdict.reason == "oversized"

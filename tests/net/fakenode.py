@@ -3,8 +3,8 @@
 It runs :func:`p2pmkt.net.open_net` with gossip, peer exchange, the RPC server, block sync and
 the Raft transport, backed by an in-memory chain instead of the real node (which the lead
 assembles separately). The leader (``--leader``) cuts a block from its mempool every
-``--block-ms`` and gossips it; followers apply gossiped blocks in order and fetch gaps by
-block sync. Raft messages ``b"ping:<x>"`` are answered with ``b"pong:<x>"`` so tests can check
+``--block-ms`` and announces its signed header by gossip; followers fetch blocks by block
+sync, at once when a head beyond theirs is announced. Raft messages ``b"ping:<x>"`` are answered with ``b"pong:<x>"`` so tests can check
 the transport across processes.
 
 Run as a program it prints one JSON line ``{"peer_id": …, "addrs": […]}`` when it is ready,
@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from p2pmkt.chain.block import Block, build_block
+from p2pmkt.chain.block import Block, build_block, signed_header
 from p2pmkt.chain.tx import SignedTransaction, decode_tx, verify_tx
 from p2pmkt.crypto.keys import PrivateKey, address_hex
 from p2pmkt.errors import Busy
@@ -74,6 +74,7 @@ class FakeNode:
         self.subscribers: list[tuple[frozenset[str], trio.MemorySendChannel[NodeEvent]]] = []
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](100_000)
         self._new_block = trio.Event()
+        self._behind = trio.Event()  # set when an announced head is beyond ours
         self.market: dict[str, list[dict[str, Any]]] = {"acme": [{"seq": 1, "bid": 10}, {"seq": 2, "bid": 11}]}
 
     # ------------------------------------------------------------ chain
@@ -183,7 +184,7 @@ class FakeNode:
         async with trio.open_nursery() as n:
             n.start_soon(self._gossip_out)
             n.start_soon(self._gossip_in)
-            n.start_soon(self._blocks_in)
+            n.start_soon(self._heads_in)
             n.start_soon(self._catch_up)
             n.start_soon(self._raft_echo, raft)
             if self.leader:
@@ -210,14 +211,18 @@ class FakeNode:
                 except Busy:
                     break
 
-    async def _blocks_in(self) -> None:
+    async def _heads_in(self) -> None:
+        # Announced heads carry no transactions: a head beyond ours starts a fetch at once.
         assert self.net.gossip is not None
-        async for block in self.net.gossip.blocks:
-            self.apply(block)
+        async for head in self.net.gossip.heads:
+            if head.height > self.height:
+                self._behind.set()
 
     async def _catch_up(self) -> None:
         while True:
-            await trio.sleep(0.3)
+            with trio.move_on_after(0.3):  # also poll: an announcement can be missed
+                await self._behind.wait()
+            self._behind = trio.Event()
             for peer in self.net.connected_peers():
                 if not self.net.allowed(peer):
                     continue
@@ -248,7 +253,7 @@ class FakeNode:
             block = build_block(self.key, chain=CHAIN, height=self.height + 1, parent=Hash32(parent),
                                 state=ZERO_HASH, time=t, txs=txs)
             self.apply(block)
-            await self.net.gossip.publish_block(block.encode())
+            await self.net.gossip.publish_head(signed_header(block).encode())
 
     async def _raft_echo(self, raft: RaftTransport) -> None:
         async for node, data in raft.incoming:

@@ -1,4 +1,4 @@
-"""Gossip decodes through the node's DecodedTxCache when given one (no network needed)."""
+"""Gossip's wiring: the node's DecodedTxCache when given one, and head announcements (no network)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from libp2p.peer.id import ID
 
-from p2pmkt.chain.block import build_block
+from p2pmkt.chain.block import build_block, signed_header
 from p2pmkt.chain.tx import DecodedTxCache, decode_tx, make_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.gossip import encode_bundle
@@ -36,22 +36,24 @@ def _msg(data: bytes) -> Any:
 def test_without_a_cache_gossip_decodes_afresh() -> None:
     gossip = Gossip(_FakePubsub(), CHAIN, GossipConfig(), None)
     assert gossip.tx_validator.decode is decode_tx
-    assert gossip.block_validator.known is None
 
 
-def test_with_a_cache_bundles_fill_it_and_blocks_and_rechecks_reuse_it() -> None:
+def test_with_a_cache_bundles_fill_it_and_rechecks_reuse_it() -> None:
     cache = DecodedTxCache()
     gossip = Gossip(_FakePubsub(), CHAIN, GossipConfig(), None, tx_cache=cache)
     stxs = [make_tx(KEY, CHAIN, n, "visit.batch", {"n": n}) for n in range(2)]
     bundle = encode_bundle([t.encode() for t in stxs])
     assert gossip.tx_validator.check(bundle, now=0).txs == tuple(stxs)
     assert len(cache) == 2 and cache.hits == 0
-
-    block = build_block(PrivateKey.from_seed("v1"), chain=CHAIN, height=1, parent=ZERO_HASH,
-                        state=ZERO_HASH, time=1, txs=stxs)
-    assert gossip.block_validator.check(block.encode(), now=0).block == block
+    assert gossip._recheck(_msg(bundle), is_tx=True) == tuple(stxs)
     assert cache.hits == 2
 
-    assert gossip._recheck(_msg(block.encode()), is_tx=False) == block
-    assert gossip._recheck(_msg(bundle), is_tx=True) == tuple(stxs)
-    assert cache.hits == 6
+
+def test_heads_validate_and_recheck_to_the_blocks_signed_header() -> None:
+    gossip = Gossip(_FakePubsub(), CHAIN, GossipConfig(), None)
+    block = build_block(PrivateKey.from_seed("v1"), chain=CHAIN, height=1, parent=ZERO_HASH,
+                        state=ZERO_HASH, time=1, txs=[make_tx(KEY, CHAIN, 0, "visit.batch", {"n": 0})])
+    data = signed_header(block).encode()
+    assert gossip.head_validator.check(data, now=0).head == signed_header(block)
+    assert gossip._recheck(_msg(data), is_tx=False) == signed_header(block)
+    assert gossip._recheck(_msg(block.encode()), is_tx=False) is None  # a whole block is no head
