@@ -42,7 +42,6 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,6 +58,7 @@ __all__ = [
     "pack_visit",
     "pack_visits",
     "text_id",
+    "text_ids",
 ]
 
 VISIT_RECORD_SIZE = 48
@@ -100,20 +100,48 @@ class VisitLike(Protocol):
     def amount(self) -> int: ...
 
 
-# Cached: visits repeat their IPs, accounts and items, and pack_visit hashes three texts per
-# visit (three sha256 calls, ~2 us). A pure function, so the cache cannot change a result.
-@functools.lru_cache(maxsize=65536)
 def text_id(tag: bytes, text: str) -> int:
     """Return the u64 id of ``text`` under the one-byte ``tag``; 0 for empty text.
+
+    The id is the first 8 bytes (little-endian) of ``sha256(tag || utf8(text))``, or 1 if
+    those are all zero.
 
     Args:
         tag: ``b"a"`` (account), ``b"i"`` (ip) or ``b"t"`` (item).
         text: the text to identify.
     """
-    if not text:
-        return 0
-    digest = hashlib.sha256(tag + text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") or 1
+    known = _TEXT_IDS.get(tag)
+    if known is not None:
+        got = known.get(text)
+        if got is not None:
+            return got
+    return text_ids(tag, (text,))[0]
+
+
+def text_ids(tag: bytes, texts: Iterable[str]) -> list[int]:
+    """``[text_id(tag, t) for t in texts]``, for many texts at once (a transaction's).
+
+    Ids are remembered per tag (visits repeat their IPs, accounts and items; a sha256 is
+    ~1 us with its Python call), in a dict that is emptied when it holds ``_TEXT_IDS_MAX``:
+    cheaper than least-recently-used bookkeeping, which cost more than the hash on a miss.
+    A pure function, so the memo cannot change a result.
+    """
+    known = _TEXT_IDS.setdefault(tag, {})
+    get, sha, from_bytes = known.get, hashlib.sha256, int.from_bytes
+    out = []
+    for text in texts:
+        got = get(text)
+        if got is None:
+            got = (from_bytes(sha(tag + text.encode("utf-8")).digest()[:8], "little") or 1) if text else 0
+            known[text] = got
+        out.append(got)
+    if len(known) > _TEXT_IDS_MAX:
+        known.clear()
+    return out
+
+
+_TEXT_IDS: dict[bytes, dict[str, int]] = {}
+_TEXT_IDS_MAX = 1 << 18  # per tag; ~30 MB at most for short texts
 
 
 def pack_visit(visit: VisitLike) -> bytes:

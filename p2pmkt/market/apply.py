@@ -31,7 +31,6 @@ import struct
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
-from itertools import repeat
 from typing import Any
 
 from p2pmkt.chain._slots import slot_builder
@@ -40,6 +39,7 @@ from p2pmkt.chain.contract_api import (
     OPERATION_CODES,
     VISIT_RECORD_SIZE,
     text_id,
+    text_ids,
 )
 from p2pmkt.chain.genesis import ChainParams
 from p2pmkt.chain.roles import (
@@ -166,9 +166,9 @@ def apply_visit_pack(ctx: TxContext, p: VisitPack) -> None:
     records: list[bytes] = []
     if store:
         get = strings.__getitem__
-        accounts = dict(zip(a := set(p.accounts), map(text_id, repeat(b"a"), map(get, a)), strict=True))
-        ips = dict(zip(a := set(p.ips), map(text_id, repeat(b"i"), map(get, a)), strict=True))
-        items = dict(zip(a := set(p.items), map(text_id, repeat(b"t"), map(get, a)), strict=True))
+        accounts = dict(zip(a := set(p.accounts), text_ids(b"a", map(get, a)), strict=True))
+        ips = dict(zip(a := set(p.ips), text_ids(b"i", map(get, a)), strict=True))
+        items = dict(zip(a := set(p.items), text_ids(b"t", map(get, a)), strict=True))
         records = list(map(
             _RECORD.pack, p.times, p.amounts, map(accounts.__getitem__, p.accounts),
             map(ips.__getitem__, p.ips), map(items.__getitem__, p.items), p.methods, p.ops,
