@@ -150,8 +150,11 @@ async def run_sender(cluster: Cluster, s: Sender, tracker: Tracker, targets: Cal
     turn = 0
     while s.done < len(s.txs):
         names = targets()
+        # The first pass starts at targets()[0] (the leader, when the caller put it first);
+        # each later pass, after every node failed or stalled, starts one further on.
+        start = turn % max(1, len(names))
         turn += 1
-        for name in names[turn % max(1, len(names)):] + names[:turn % max(1, len(names))]:
+        for name in names[start:] + names[:start]:
             try:
                 async with open_client(cluster.addr(name)) as c:
                     nxt = s.done  # (re)submit everything not yet seen committed
