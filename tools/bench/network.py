@@ -11,8 +11,9 @@ it should be compared with, in the same run.
                 visits/s with larger batches. Bound: secp256k1 recover+compare/s on one core.
     latency     commit latency p50/p99 (submit → a node reports the block) at about half the
                 throughput measured in the same run, over the whole run and at steady state
-                (without the first 2 s, while the clients connect). Bound: raw py-libp2p
-                stream round trip.
+                (without the first 2 s, while the clients connect); then the same for
+                clients batching up to 16 per request, at half of their own maximum.
+                Bound: raw py-libp2p stream round trip.
     failover    SIGKILL the leader under load, time until the next block is committed
                 (by the survivors), over --trials trials; the killed node is restarted.
     catchup     stop one node, commit --blocks blocks, restart it: blocks/s until its head
@@ -210,8 +211,19 @@ async def bench_latency(quick: bool, max_tps: float | None) -> dict[str, Any]:
         res = await offered_load(cl, senders=senders, per_key=per_key, rate=rate, seconds=secs + 30)
         res_leader = await offered_load(cl, senders=senders, per_key=per_key, rate=rate, seconds=secs + 30,
                                         to_leader=True)
+        # The same with clients that send up to 16 transactions per tx.submit_batch: their
+        # maximum is higher, so half of it is a higher load. At that half load 8 busy clients
+        # (terminal services, each ~60 tx/s) fill batches within their 50 ms linger; 32
+        # clients of ~15 tx/s would send batches of one, i.e. not be batching clients.
+        probe_b = await offered_load(cl, senders=senders, per_key=200 if quick else 600, seconds=60,
+                                     batch=16)
+        rate_b = max(50.0, probe_b["tx_per_s"] / 2)
+        per_key_b = max(1, int(rate_b * secs / 8))
+        res_b = await offered_load(cl, senders=8, per_key=per_key_b, rate=rate_b,
+                                   seconds=secs + 30, batch=16)
         rtt = await bound_stream_rtt(cl.addr(cl.names[0]))
     return {"max_tx_per_s": max_tps, "half_load": res, "half_load_to_leader": res_leader,
+            "max_tx_per_s_batched_clients": probe_b["tx_per_s"], "half_load_batched_clients": res_b,
             "bound_rpc_rtt_ms": round(rtt * 1000, 3)}
 
 

@@ -125,6 +125,7 @@ class Sender:
     window: int = 48
     rate: float | None = None  # transactions per second, None = as fast as the window allows
     batch: int = 1  # transactions per request: > 1 sends them with tx.submit_batch
+    linger: float = 0.05  # paced batching: wait at most this long for a batch to fill (s)
     submitted: dict[bytes, float] = field(default_factory=dict)  # txid → first submit time
     errors: dict[str, int] = field(default_factory=dict)
     done: int = 0  # index of the first tx not yet seen committed
@@ -174,6 +175,8 @@ async def run_sender(cluster: Cluster, s: Sender, tracker: Tracker, targets: Cal
                             continue
                         if s.rate is not None:
                             due = t0 + nxt / s.rate
+                            if s.batch > 1:  # a batching client lingers to fill its batch
+                                due = min(t0 + (nxt + s.batch - 1) / s.rate, due + s.linger)
                             now = time.monotonic()
                             if due > now:
                                 await trio.sleep(due - now)  # pacing the offered load
