@@ -296,7 +296,7 @@ class _AdmittedPayloads:
 
     __slots__ = ("_entries", "_visits", "max_visits")
 
-    def __init__(self, max_visits: int = 250_000) -> None:
+    def __init__(self, max_visits: int = 100_000) -> None:  # ~13 MB of parsed columns
         self._entries: dict[bytes, tuple[object, Any, int]] = {}
         self._visits = 0
         self.max_visits = max_visits

@@ -141,7 +141,7 @@ def text_ids(tag: bytes, texts: Iterable[str]) -> list[int]:
 
 
 _TEXT_IDS: dict[bytes, dict[str, int]] = {}
-_TEXT_IDS_MAX = 1 << 18  # per tag; ~30 MB at most for short texts
+_TEXT_IDS_MAX = 1 << 16  # per tag: ~8 MB at most for short texts (a key, an int, a slot)
 
 
 def pack_visit(visit: VisitLike) -> bytes:

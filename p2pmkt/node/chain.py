@@ -55,7 +55,8 @@ from p2pmkt.types import Address
 log = logging.getLogger("p2pmkt.chain")
 
 TX_CACHE_BYTES = 32 << 20
-"""Bytes of recently decoded transactions a node keeps (bounded: issue 8's memory target)."""
+"""Memory for recently decoded transactions (bounded: issue 8's memory target); about 6 MiB
+of their wire bytes, a few seconds of the heaviest visit load, from admission to their block."""
 
 
 @dataclass(frozen=True, slots=True)

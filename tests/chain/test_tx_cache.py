@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 
 from p2pmkt.chain.block import build_block, decode_block
-from p2pmkt.chain.tx import DecodedTxCache, SignedTransaction, decode_tx, make_tx
+from p2pmkt.chain.tx import (
+    ENTRY_COST_PER_WIRE_BYTE,
+    DecodedTxCache,
+    SignedTransaction,
+    decode_tx,
+    make_tx,
+)
 from p2pmkt.errors import DecodeError, InvalidBlock
 from p2pmkt.testing.keys import dev_genesis, dev_key
 from p2pmkt.types import ZERO_HASH
@@ -72,7 +78,8 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     for raw in raws:
         cache.decode(raw)
     assert len(cache) == 3
-    by_bytes = DecodedTxCache(100, max_bytes=2 * len(raws[0]) + 1)
+    # The memory bound charges each entry ENTRY_COST_PER_WIRE_BYTE times its wire size.
+    by_bytes = DecodedTxCache(100, max_bytes=2 * len(raws[0]) * ENTRY_COST_PER_WIRE_BYTE + 1)
     for raw in raws:
         by_bytes.decode(raw)
     assert len(by_bytes) == 2

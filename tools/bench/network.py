@@ -18,7 +18,8 @@ it should be compared with, in the same run.
                 (by the survivors), over --trials trials; the killed node is restarted.
     catchup     stop one node, commit --blocks blocks, restart it: blocks/s until its head
                 reaches the others'.
-    memory      VmRSS of every node after --seconds of steady load.
+    memory      VmRSS of every node after --seconds of steady load (100 tx/s), then after a
+                heavy visit load (2,000-visit packs as fast as taken; heap and mapped files apart).
     coldstart   process start → serving RPC (per node); `up` (start) → first block.
 
 Run: ``.venv/bin/python tools/bench/network.py [all|throughput|…] [--quick]``.
@@ -113,13 +114,13 @@ async def next_nonces(cluster: Cluster, keys: list[Any]) -> dict[bytes, int]:
 
 async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_per_tx: int = 1,
                        rate: float | None = None, seconds: float = 20.0, window: int = 48,
-                       to_leader: bool = False, batch: int = 1) -> dict[str, Any]:
+                       to_leader: bool = False, batch: int = 1, first_key: int = 0) -> dict[str, Any]:
     """Submit ``senders × per_key`` pre-signed txs; figures over the busy window.
 
     Senders are spread over all nodes (followers gossip what they get to the leader), or with
     ``to_leader`` all submit to the current leader (the others are fallbacks).
     """
-    keys = [submitter_key(i) for i in range(senders)]
+    keys = [submitter_key(first_key + i) for i in range(senders)]
     nonces = await next_nonces(cluster, keys)
     t = time.perf_counter()
     batches = presign(keys, cluster.net.chain_id, per_key, visits_per_tx=visits_per_tx,
@@ -363,16 +364,26 @@ async def bench_catchup(blocks: int, budget: float) -> dict[str, Any]:
 
 async def bench_memory(seconds: float) -> dict[str, Any]:
     senders = 8
-    with Cluster(submitters=senders, rules=False) as cl:
+    with Cluster(submitters=2 * senders, rules=False) as cl:
         cl.start()
         await wait_leader(cl, timeout=60)
         idle = {n: cl.rss_kib(n) for n in cl.names}
         res = await offered_load(cl, senders=senders, per_key=int(100 * seconds / senders), rate=100,
                                  seconds=seconds)
         loaded = {n: cl.rss_kib(n) for n in cl.names}
+        # Then the heaviest load: 2,000-visit packs as fast as the network takes them. Heap
+        # (RssAnon) and mapped files (RssFile: libraries, and the LMDB pages the visits touched,
+        # which the kernel can drop) are reported apart.
+        # Keys of their own: the first load's last transactions may still be pooled.
+        vis = await offered_load(cl, senders=senders, per_key=40, visits_per_tx=2000, seconds=60,
+                                 window=3, to_leader=True, first_key=senders)
+        heavy = {n: (cl.rss_kib(n), cl.rss_kib(n, "RssAnon"), cl.rss_kib(n, "RssFile")) for n in cl.names}
     return {"rss_idle_mib": {n: round(v / 1024, 1) for n, v in idle.items()},
             "rss_after_load_mib": {n: round(v / 1024, 1) for n, v in loaded.items()},
-            "load": {k: res[k] for k in ("tx_per_s", "txs_committed", "span_s")}}
+            "load": {k: res[k] for k in ("tx_per_s", "txs_committed", "span_s")},
+            "after_visit_load_mib": {n: {"rss": round(a / 1024, 1), "anon": round(b / 1024, 1),
+                                         "file": round(c / 1024, 1)} for n, (a, b, c) in heavy.items()},
+            "visit_load": {k: vis[k] for k in ("visits_per_s", "txs_committed", "span_s")}}
 
 
 async def bench_coldstart() -> dict[str, Any]:

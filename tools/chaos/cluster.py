@@ -299,15 +299,16 @@ class Cluster:
         self.signal(name, signal.SIGCONT)
         self._paused.discard(name)
 
-    def rss_kib(self, name: str) -> int:
-        """Resident set size of the node's process (VmRSS from /proc)."""
+    def rss_kib(self, name: str, field: str = "VmRSS") -> int:
+        """Resident memory of the node's process from /proc (``VmRSS`` in all; ``RssAnon``
+        is its heap, ``RssFile`` its mapped files: libraries and touched LMDB pages)."""
         pid = self.pid(name)
         if pid is None:
             raise RuntimeError(f"{name} is not running")
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for pid {pid}")
+        raise RuntimeError(f"no {field} for pid {pid}")
 
     def close(self) -> None:
         if self in _LIVE:
