@@ -77,9 +77,12 @@ class Mempool:
         *,
         max_nonce_gap: int = DEFAULT_MAX_NONCE_GAP,
         ttl: float = DEFAULT_TTL,
+        max_bytes: int | None = None,
     ) -> None:
+        """``max_bytes``: a node's own, lower cap on the pool's wire bytes (the chain's
+        ``mempool_max_bytes`` still applies when it is lower)."""
         self.max_txs = params.mempool_max_txs
-        self.max_bytes = params.mempool_max_bytes
+        self.max_bytes = params.mempool_max_bytes if max_bytes is None else min(max_bytes, params.mempool_max_bytes)
         self.max_tx_bytes = params.max_tx_bytes
         self.max_nonce_gap = max_nonce_gap
         self.ttl = ttl

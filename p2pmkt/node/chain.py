@@ -54,6 +54,12 @@ from p2pmkt.types import Address
 
 log = logging.getLogger("p2pmkt.chain")
 
+MEMPOOL_MAX_BYTES = 32 << 20
+"""A node pools at most this many wire bytes, even if the chain's ``mempool_max_bytes`` allows
+more (the default allows 256 MiB): pooled transactions are held decoded, ~5x their wire size
+for visit packs, so 32 MiB is ~160 MB of memory and ~600k visits (seconds of the heaviest
+load). A full pool answers ``busy``; clients retry after the next block."""
+
 TX_CACHE_BYTES = 32 << 20
 """Memory for recently decoded transactions (bounded: issue 8's memory target); about 6 MiB
 of their wire bytes, a few seconds of the heaviest visit load, from admission to their block."""
@@ -81,7 +87,7 @@ class ChainService:
         self.genesis = genesis
         self.runtime = runtime
         self.metrics = metrics or NodeMetrics()
-        self.mempool = Mempool(genesis.params)
+        self.mempool = Mempool(genesis.params, max_bytes=MEMPOOL_MAX_BYTES)
         self.tx_cache = DecodedTxCache(max_bytes=TX_CACHE_BYTES)
         """Transactions decoded from identical bytes before (RPC, gossip, then the block)."""
         self._arrival: dict[bytes, float] = {}  # txid → monotonic arrival, for commit latency

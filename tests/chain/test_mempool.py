@@ -53,6 +53,18 @@ def test_byte_limit_pushes_back() -> None:
         mp.add(tx("terminal", 1, n=20), account_nonce=0, now=0)
 
 
+def test_a_nodes_own_byte_cap_applies_when_lower_than_the_chains() -> None:
+    one = tx("terminal", 0, n=20)
+    size = len(one.body) + len(one.sig)
+    params = ChainParams()
+    capped = Mempool(params, max_bytes=size + 10)
+    assert capped.max_bytes == size + 10
+    capped.add(one, account_nonce=0, now=0)
+    with pytest.raises(MempoolFull):
+        capped.add(tx("terminal", 1, n=20), account_nonce=0, now=0)
+    assert Mempool(params, max_bytes=params.mempool_max_bytes * 2).max_bytes == params.mempool_max_bytes
+
+
 def test_oversized_tx_is_refused() -> None:
     mp = pool(max_tx_bytes=100)
     with pytest.raises(InvalidTransaction, match=r"^transaction is \d+ bytes; this chain accepts at most 100$"):
