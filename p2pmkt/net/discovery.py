@@ -18,7 +18,8 @@ On a permissioned network only chain members (:class:`~p2pmkt.net.members.Member
 added to ``known`` or handed out, and only members may ask; on an open network everyone.
 
 The reconnect loop (every ``reconnect_interval`` s, or at once when something new is learned)
-dials each known peer that is not connected, after ``unblock_peer`` — py-libp2p's own
+dials each known peer that is not connected, trying each of its addresses in turn (the one
+that last connected first), after ``unblock_peer`` — py-libp2p's own
 bootstrap gives up on a peer for good after three failures and blocks redials for 60 s, so a
 validator that restarts would never be reconnected. Dials run concurrently, one at a time per
 peer. The exchange loop asks every connected known peer every ``pex_interval`` s.
@@ -79,6 +80,7 @@ class Discovery:
         self.known: dict[str, list[str]] = {}
         self._not_nodes: set[str] = set()
         self._dialing: set[str] = set()
+        self._first: dict[str, str] = {}  # peer id → the address that last connected
         self._wake = trio.Event()
 
     def add(self, peer_id: str, addrs: list[str]) -> bool:
@@ -94,8 +96,18 @@ class Discovery:
             self._wake.set()
         return new
 
-    def _dial_addr(self, peer_id: str) -> str:
-        return f"{self.known[peer_id][0]}/p2p/{peer_id}"
+    def dial_order(self, peer_id: str) -> list[str]:
+        """The addresses to try for ``peer_id``, the one that last connected first.
+
+        A node may listen on several addresses of which only some reach us (a private and
+        a public interface, or a link to one host only): dialling just the first one it
+        lists left such pairs never connected.
+        """
+        addrs = self.known.get(peer_id, [])
+        first = self._first.get(peer_id)
+        if first in addrs:
+            addrs = [first] + [a for a in addrs if a != first]
+        return addrs
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve peer exchange and run the loops until cancelled."""
@@ -126,12 +138,20 @@ class Discovery:
                 await self._wake.wait()
 
     async def _dial(self, peer_id: str) -> None:
+        """Try the peer's addresses in :meth:`dial_order` until one connects."""
         try:
-            await self._net.connect(self._dial_addr(peer_id))
-            log.debug("connected to %s", peer_id)
-            await self._exchange(peer_id)
+            for addr in self.dial_order(peer_id):
+                try:
+                    await self._net.connect(f"{addr}/p2p/{peer_id}")
+                except P2pmktError as exc:
+                    log.debug("dial %s at %s failed: %s", peer_id, addr, exc)
+                    continue
+                self._first[peer_id] = addr
+                log.debug("connected to %s at %s", peer_id, addr)
+                await self._exchange(peer_id)
+                return
         except P2pmktError as exc:
-            log.debug("dial %s failed: %s", peer_id, exc)
+            log.debug("peer exchange with %s failed: %s", peer_id, exc)
         finally:
             self._dialing.discard(peer_id)
 

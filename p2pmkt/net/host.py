@@ -168,6 +168,11 @@ class Net:
     async def _connect_info(self, info: Any) -> None:
         limit = self.config.dial_timeout
         self._host.get_network().unblock_peer(info.peer_id)
+        if info.addrs and not self.is_connected(info.peer_id.to_base58()):
+            # py-libp2p 0.8.1 dials only the first TCP address its peerstore holds for a
+            # peer ("smart address selection"), whatever address we pass: leave it only the
+            # one asked for, so a peer listed at several addresses is dialled at each in turn.
+            self._host.get_peerstore().clear_addrs(info.peer_id)
         try:
             with trio.fail_after(limit):
                 await self._host.connect(info)
