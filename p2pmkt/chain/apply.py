@@ -92,6 +92,7 @@ __all__ = [
     "genesis_batch",
     "read_head",
     "validate_tx_for_state",
+    "validate_tx_stateless",
 ]
 
 _U64 = struct.Struct(">Q")
@@ -326,6 +327,19 @@ class _AdmittedPayloads:
 
 
 _ADMITTED = _AdmittedPayloads()
+
+
+def validate_tx_stateless(stx: SignedTransaction, genesis: Genesis) -> None:
+    """:func:`~p2pmkt.chain.validation.validate_tx` for mempool admission of a transaction
+    queued behind its sender's pending ones (no state checks yet); like
+    :func:`validate_tx_for_state`, it keeps a ``visit.pack``'s parse for block application.
+
+    Raises:
+        InvalidTransaction, UnknownKind, InvalidSignature: as ``validate_tx``.
+    """
+    _spec, parsed = validate_tx(stx, genesis)
+    if stx.tx.kind in _AdmittedPayloads.KINDS_KEPT:
+        _ADMITTED.keep(stx.txid, genesis.params, parsed)
 
 
 def validate_tx_for_state(

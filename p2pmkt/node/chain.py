@@ -37,13 +37,13 @@ from p2pmkt.chain.apply import (
     genesis_batch,
     read_head,
     validate_tx_for_state,
+    validate_tx_stateless,
 )
 from p2pmkt.chain.block import Block, build_block, decode_block, verify_block_signature
 from p2pmkt.chain.contract_api import ContractRuntime
 from p2pmkt.chain.genesis import Genesis
 from p2pmkt.chain.mempool import Mempool
 from p2pmkt.chain.tx import DecodedTxCache, SignedTransaction
-from p2pmkt.chain.validation import validate_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import ConfigError, InvalidBlock, P2pmktError
 from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
@@ -177,7 +177,7 @@ class ChainService:
                     # Queued behind the sender's pending transactions: its handler checks would
                     # see state those have not changed yet (a configure right after its
                     # deploy), so only stateless checks run now; the block decides the rest.
-                    validate_tx(stx, self.genesis)
+                    validate_tx_stateless(stx, self.genesis)
             added = self.mempool.add(stx, account_nonce=nonce, now=time.monotonic())
         except P2pmktError as exc:
             self.metrics.reject(exc.reason, where)

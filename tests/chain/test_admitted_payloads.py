@@ -48,3 +48,17 @@ def test_a_block_uses_what_admission_parsed_and_reaches_the_same_state(tmp_path:
     replayed = second.apply(block)  # nothing kept: parsed afresh
     assert applied.result.state_root == replayed.result.state_root
     assert [r.status for r in applied.result.receipts] == ["ok"]
+
+
+def test_a_pack_queued_behind_its_senders_pending_one_is_also_parsed_once(tmp_path: Path) -> None:
+    chain = ChainService.open(tmp_path / "a", GENESIS, runtime=None, sync=False)
+    first = make_tx(dev_key("terminal"), CHAIN, 0, "visit.pack", _pack(20))
+    queued = make_tx(dev_key("terminal"), CHAIN, 1, "visit.pack", _pack(20, 100))
+    chain.submit(first.encode())
+    chain.submit(queued.encode())  # nonce 1 while the account is at 0: stateless checks only
+    assert first.txid in apply_module._ADMITTED and queued.txid in apply_module._ADMITTED
+    block = chain.build_block(dev_key("validator"), T0 + 100)
+    assert block is not None and len(block.txs) == 2
+    applied = chain.apply(block)
+    assert [r.status for r in applied.result.receipts] == ["ok", "ok"]
+    assert first.txid not in apply_module._ADMITTED and queued.txid not in apply_module._ADMITTED
