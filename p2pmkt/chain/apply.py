@@ -329,6 +329,12 @@ class _AdmittedPayloads:
 _ADMITTED = _AdmittedPayloads()
 
 
+def _keep_admitted(stx: SignedTransaction, params: object, parsed: Any) -> None:
+    """Admission's end: keep ``stx``'s parsed payload for its block, if its kind is kept."""
+    if stx.tx.kind in _AdmittedPayloads.KINDS_KEPT:
+        _ADMITTED.keep(stx.txid, params, parsed)
+
+
 def validate_tx_stateless(stx: SignedTransaction, genesis: Genesis) -> None:
     """:func:`~p2pmkt.chain.validation.validate_tx` for mempool admission of a transaction
     queued behind its sender's pending ones (no state checks yet); like
@@ -338,8 +344,7 @@ def validate_tx_stateless(stx: SignedTransaction, genesis: Genesis) -> None:
         InvalidTransaction, UnknownKind, InvalidSignature: as ``validate_tx``.
     """
     _spec, parsed = validate_tx(stx, genesis)
-    if stx.tx.kind in _AdmittedPayloads.KINDS_KEPT:
-        _ADMITTED.keep(stx.txid, genesis.params, parsed)
+    _keep_admitted(stx, genesis.params, parsed)
 
 
 def validate_tx_for_state(
@@ -370,8 +375,7 @@ def validate_tx_for_state(
         runtime=runtime, dry_run=True,
     )
     spec.apply(ctx, parsed)
-    if stx.tx.kind in _AdmittedPayloads.KINDS_KEPT:
-        _ADMITTED.keep(stx.txid, genesis.params, parsed)
+    _keep_admitted(stx, genesis.params, parsed)
 
 
 def apply_block(

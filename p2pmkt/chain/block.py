@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from p2pmkt.chain.merkle import merkle_root
-from p2pmkt.chain.tx import SignedTransaction, decode_tx
+from p2pmkt.chain.tx import SignedTransaction, decode_signed_envelope, decode_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.crypto.signing import PURPOSE_BLOCK, recover_signer, sign
 from p2pmkt.errors import DecodeError, InvalidBlock, InvalidTransaction, RemoteError
@@ -244,12 +244,8 @@ def decode_signed_header(data: bytes) -> SignedHeader:
         DecodeError: malformed, non-canonical or over ``MAX_SIGNED_HEADER_BYTES``.
         InvalidBlock: a header field is wrong.
     """
-    outer = decode(data, max_size=MAX_SIGNED_HEADER_BYTES, canonical=True, max_depth=2)
-    if not isinstance(outer, dict) or set(outer) != {"header", "sig"}:
-        raise DecodeError('a signed header is a map {"header": bytes, "sig": bytes}')
-    header_bytes, sig = outer["header"], outer["sig"]
-    if not isinstance(header_bytes, bytes) or not isinstance(sig, bytes):
-        raise DecodeError('"header" and "sig" of a signed header must be byte strings')
+    header_bytes, sig = decode_signed_envelope(data, "header", "signed header",
+                                               max_size=MAX_SIGNED_HEADER_BYTES)
     return SignedHeader(_decode_header(header_bytes), header_bytes, sig,
                         Hash32(hashlib.sha256(header_bytes).digest()))
 

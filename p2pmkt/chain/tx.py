@@ -104,6 +104,23 @@ def make_tx(
     return Transaction(chain, key.address, nonce, kind, payload).sign(key)
 
 
+def decode_signed_envelope(data: bytes, key: str, what: str, *, max_size: int) -> tuple[bytes, bytes]:
+    """Decode the canonical map ``{key: bytes, "sig": bytes}`` a signed object travels in.
+
+    Returns ``(data[key], sig)``. ``what`` names the object in errors.
+
+    Raises:
+        DecodeError: malformed, non-canonical, too large, other keys, or not byte strings.
+    """
+    outer = decode(data, max_size=max_size, canonical=True, max_depth=2)
+    if not isinstance(outer, dict) or set(outer) != {key, "sig"}:
+        raise DecodeError(f'a {what} is a map {{"{key}": bytes, "sig": bytes}}')
+    signed, sig = outer[key], outer["sig"]
+    if not isinstance(signed, bytes) or not isinstance(sig, bytes):
+        raise DecodeError(f'"{key}" and "sig" of a {what} must be byte strings')
+    return signed, sig
+
+
 def decode_tx(data: bytes, *, max_size: int = MAX_TX_BYTES) -> SignedTransaction:
     """Decode the wire form **without** checking the signature (see :func:`verify_tx`).
 
@@ -129,12 +146,7 @@ def decode_tx(data: bytes, *, max_size: int = MAX_TX_BYTES) -> SignedTransaction
                 tx = _new_transaction(chain, Address(sender), nonce, kind, payload)
                 return _new_signed(tx, body, sig, Hash32(_sha256(body).digest()))
     else:
-        outer = decode(data, max_size=max_size, canonical=True, max_depth=2)
-        if not isinstance(outer, dict) or set(outer) != {"body", "sig"}:
-            raise DecodeError('a signed transaction is a map {"body": bytes, "sig": bytes}')
-        body, sig = outer["body"], outer["sig"]
-        if not isinstance(body, bytes) or not isinstance(sig, bytes):
-            raise DecodeError('"body" and "sig" of a signed transaction must be byte strings')
+        body, sig = decode_signed_envelope(data, "body", "signed transaction", max_size=max_size)
     fields = decode(body, max_size=max_size, canonical=True)
     if not isinstance(fields, dict) or fields.keys() != _BODY_KEYS:
         raise InvalidTransaction(

@@ -110,7 +110,6 @@ class MachineBound:
         keys = [coincurve.PrivateKey(hashlib.sha256(b"mb%d" % i).digest()) for i in range(64)]
         self._pub = {hashlib.sha256(k.public_key.format()).digest()[:20]: k.public_key.format() for k in keys}
         senders = list(self._pub)
-        self._blocks: list[list[bytes]] = []
         self._block_txs = block_txs
         self._keys, self._senders, self._made = keys, senders, 0
         self._nonces = [0] * len(keys)
