@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from p2pmkt.chain.genesis import ChainParams
 from p2pmkt.chain.tx import SignedTransaction
@@ -231,6 +232,10 @@ class Mempool:
         while slot is not None and nonce in slot.pending:
             nonce += 1
         return nonce
+
+    def in_arrival_order(self) -> list[SignedTransaction]:
+        """Every pooled transaction, the earliest arrival first."""
+        return [e.stx for e in sorted(self._by_id.values(), key=attrgetter("arrival"))]
 
     def statistics(self) -> MempoolStatistics:
         ready = 0

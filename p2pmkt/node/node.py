@@ -26,7 +26,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -149,17 +149,31 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 except trio.WouldBlock:
                     log.warning(kv("agent_behind", report=ev.report.indicator))
 
-    def on_submit(stx: SignedTransaction) -> None:
-        data = stx.encode()
+    def gossip(data: bytes) -> None:
         try:
             outbox_send.send_nowait(data)
         except trio.WouldBlock:
             log.warning("gossip outbox full; a transaction stays local until its block")
-        if not leading[0]:
-            try:
-                forward_send.send_nowait(data)
-            except trio.WouldBlock:
-                pass  # gossip (and the stale-pool sweep) still carry it
+
+    def on_submit(stx: SignedTransaction) -> None:
+        """A transaction a client gave this node (pooled here already), or one due again.
+
+        The leader gossips it, so that every pool holds it should the leader fail. A follower
+        hands it to the leader (:func:`_forward_to_leader`) and gossips only what the leader
+        does not take: gossiping the rest too made every other node check and pool each
+        transaction before its block, and the leader drop it as a duplicate, for nothing the
+        block does not bring anyway (half of a follower's gossip work, and the tail of the
+        commit latency via followers; BENCHMARKS.md). It stays in this node's pool until its
+        block, and is forwarded again to the next leader if this one fails first.
+        """
+        data = stx.encode()
+        if leading[0]:
+            gossip(data)
+            return
+        try:
+            forward_send.send_nowait(data)
+        except trio.WouldBlock:
+            gossip(data)  # forwarding is far behind: gossip carries it to the leader
 
     unwatch_gc = metrics.watch_gc()
     try:
@@ -207,7 +221,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
                 nursery.start_soon(_regossip, chain, on_submit)
-                nursery.start_soon(_forward_to_leader, net, driver, members, forward_recv)
+                nursery.start_soon(_forward_to_leader, net, driver, members, forward_recv,
+                                   gossip, chain.mempool.in_arrival_order)
                 nursery.start_soon(_heads_out, net, heads_recv)
                 nursery.start_soon(_heads_in, net, app)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
@@ -267,24 +282,42 @@ async def _gossip_in(net: Any, chain: ChainService) -> None:
 
 
 async def _forward_to_leader(net: Any, driver: Any, members: Any,
-                             txs: trio.MemoryReceiveChannel[bytes]) -> None:
+                             txs: trio.MemoryReceiveChannel[bytes], gossip: Callable[[bytes], None],
+                             pooled: Callable[[], Sequence[SignedTransaction]]) -> None:
     """Hand transactions submitted here straight to the leader over its RPC protocol.
 
     Gossip reaches every node but, with four busy nodes on two cores, the hop to the leader
-    took seconds under load (BENCHMARKS.md); a direct ``tx.submit`` takes milliseconds. Gossip
-    stays: it fills the other mempools for the next leader.
+    took seconds under load (BENCHMARKS.md); a direct ``tx.submit_batch`` takes milliseconds.
+    What the leader does not take (refused, or the call failed) is gossiped instead. A new
+    leader is first sent this node's whole pool: the transactions the previous leader took
+    but did not commit live on only in the pools of the nodes they were submitted to.
     """
     from p2pmkt.net.rpc_stream import open_rpc_stream
 
+    sent_pool_to: tuple[str, int] | None = None  # (leader, term): a leader restarted has no pool
     while True:
-        leader = driver.leader
+        leader, term = driver.leader, driver.term
+        if driver.is_leader:
+            # Leading: what still waits here is pooled here and goes into this node's blocks;
+            # gossip it so the other pools hold it too, should this node fail.
+            while True:
+                try:
+                    gossip(txs.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await driver.wait_leader_change()
+            continue
         peer = members.peer_of(leader) if leader else None
-        if peer is None or driver.is_leader:
+        if peer is None:
             await driver.wait_leader_change()
             continue
         try:
             async with open_rpc_stream(net, peer) as rpc:
-                await _forward_until_leader_changes(rpc, driver, txs)
+                first: list[bytes] = []
+                if (leader, term) != sent_pool_to:
+                    first = [stx.encode() for stx in pooled()]
+                    sent_pool_to = (leader, term)
+                await _forward_until_leader_changes(rpc, driver, txs, gossip, first)
         except Exception as exc:  # leader gone or stream refused: retry after a pause
             log.debug(kv("forward_failed", leader=leader, error=repr(exc)))
             await trio.sleep(0.2)  # back-off before re-dialling
@@ -294,19 +327,31 @@ FORWARD_BATCH = 512
 """Transactions one forwarding call to the leader carries at most."""
 
 
-async def _forward_until_leader_changes(rpc: Any, driver: Any, txs: trio.MemoryReceiveChannel[bytes]) -> None:
-    """Forward in batches: whatever queued while the previous calls were in flight goes in one
-    ``tx.submit_batch`` (one round trip and one frame instead of one per transaction, which
-    was most of the leader's CPU under load). ``relay=False``: this node gossips them itself."""
+async def _forward_until_leader_changes(rpc: Any, driver: Any, txs: trio.MemoryReceiveChannel[bytes],
+                                        gossip: Callable[[bytes], None], first: Sequence[bytes] = ()) -> None:
+    """Forward ``first``, then in batches whatever queued while the previous calls were in
+    flight, each as one ``tx.submit_batch`` (one round trip and one frame instead of one per
+    transaction, which was most of the leader's CPU under load). ``relay=False``: the leader
+    does not gossip them; this node gossips each transaction the leader did not pool, and a
+    whole batch whose call failed, then gives the stream up (the caller dials again)."""
     in_flight = trio.Semaphore(4)  # batches pipelined on the one stream
 
     async def one(batch: list[bytes]) -> None:
         try:
-            await rpc.call("tx.submit_batch", {"txs": batch, "relay": False})
+            result = await rpc.call("tx.submit_batch", {"txs": batch, "relay": False})
         except P2pmktError:
-            pass  # refused as a whole (e.g. rate limited): gossip carries them too
+            for data in batch:  # refused as a whole (e.g. the frame limit)
+                gossip(data)
+            return
+        except BaseException:
+            for data in batch:  # the stream broke (leader gone?) or this task was cancelled
+                gossip(data)
+            raise
         finally:
             in_flight.release()
+        for data, verdict in zip(batch, result.get("results", ()), strict=False):
+            if "txid" not in verdict:
+                gossip(data)
 
     async with trio.open_nursery() as nursery:
 
@@ -315,6 +360,9 @@ async def _forward_until_leader_changes(rpc: Any, driver: Any, txs: trio.MemoryR
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(watch_leader)
+        for i in range(0, len(first), FORWARD_BATCH):
+            await in_flight.acquire()
+            nursery.start_soon(one, list(first[i:i + FORWARD_BATCH]))
         async for data in txs:
             await in_flight.acquire()
             batch = [data]

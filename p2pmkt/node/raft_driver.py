@@ -196,6 +196,10 @@ class RaftDriver:
         return self.core.leader
 
     @property
+    def term(self) -> int:
+        return self.core.term
+
+    @property
     def is_leader(self) -> bool:
         return self.core.role is StateRole.LEADER
 
