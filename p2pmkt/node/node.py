@@ -220,7 +220,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 await nursery.start(run_sync_server, net, ChainBlocks(chain))
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
-                nursery.start_soon(_regossip, chain, on_submit)
+                nursery.start_soon(_reannounce, chain, on_submit)
                 nursery.start_soon(_forward_to_leader, net, driver, members, forward_recv,
                                    gossip, chain.mempool.in_arrival_order)
                 nursery.start_soon(_heads_out, net, heads_recv)
@@ -391,9 +391,10 @@ async def _watch_leader_connection(net: Any, driver: Any, members: Any, period: 
             driver.leader_lost()
 
 
-async def _regossip(chain: ChainService, announce: Any) -> None:
-    """Re-announce transactions that sat in the pool too long (a lost bundle must not stall
-    their sender's later nonces behind them)."""
+async def _reannounce(chain: ChainService, announce: Any) -> None:
+    """Pass on again transactions that sat in the pool too long: gossiped by a leader,
+    forwarded by a follower (a lost bundle, or a leader that dropped what it took, must not
+    stall their sender's later nonces behind them)."""
     while True:
         await trio.sleep(2.0)  # period of the stale-transaction sweep
         for stx in chain.stale_pending(older_than=10.0, limit=500):
