@@ -290,6 +290,7 @@ async def open_net(
     *,
     members: Members | None = None,
     tx_cache: DecodedTxCache | None = None,
+    on_gossip_reject: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Net]:
     """Run a host until the context exits; yield its :class:`Net`.
 
@@ -299,6 +300,8 @@ async def open_net(
         members: the consensus allowlist; None is an open network.
         tx_cache: the node's decoded-transaction cache, which gossip then decodes through
             and reuses (see :class:`~p2pmkt.net.pubsub.Gossip`); None decodes afresh.
+        on_gossip_reject: called with the reason of each gossip message refused by validation
+            (a node counts them in its metrics); duplicates are not refusals.
 
     Listeners are up and bootstrap dials have been *started* (not necessarily finished)
     when the context is entered. Register stream handlers right away.
@@ -322,7 +325,8 @@ async def open_net(
             await stack.enter_async_context(background_trio_service(pubsub))
             await stack.enter_async_context(background_trio_service(router))
             await pubsub.wait_until_ready()
-            gossip = Gossip(pubsub, config.chain_id, config.gossip, members, tx_cache=tx_cache)
+            gossip = Gossip(pubsub, config.chain_id, config.gossip, members, tx_cache=tx_cache,
+                            on_reject=on_gossip_reject)
         listen = [multiaddr.Multiaddr(a) for a in config.listen]
         await stack.enter_async_context(host.run(listen_addrs=listen))
         # Leaving host.run() cancels the swarm's tasks but leaves its sockets to the garbage

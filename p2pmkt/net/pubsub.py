@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,8 +132,10 @@ class Gossip:
         members: Members | None,
         *,
         tx_cache: DecodedTxCache | None = None,
+        on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self._ps = pubsub
+        self._on_reject = on_reject
         self.config = config
         self.members = members
         self.tx_topic = tx_topic(chain_id)
@@ -185,6 +187,8 @@ class Gossip:
 
     def _count_reject(self, reason: str) -> bool:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if self._on_reject is not None:
+            self._on_reject(reason)
         return False
 
     def _validate_txs(self, forwarder: ID, msg: Any) -> bool:

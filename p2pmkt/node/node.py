@@ -179,7 +179,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     try:
         async with (
             # tx_cache: each transaction is decoded once, for gossip, RPC and Raft blocks alike.
-            open_net(key, net_config, members=members, tx_cache=chain.tx_cache) as net,
+            open_net(key, net_config, members=members, tx_cache=chain.tx_cache,
+                     on_gossip_reject=lambda reason: metrics.reject(reason, "gossip")) as net,
             open_raft_transport(net) as raft_t,
         ):
             def on_leader(leader: Any, term: Any) -> None:

@@ -111,7 +111,11 @@ METHODS: dict[str, MethodSpec] = {
             exactly_one_of=("height", "hash"),
         ),
         MethodSpec(
-            "tx.submit", "Submit a signed transaction; it is checked, pooled and gossiped.",
+            "tx.submit",
+            "Submit a signed transaction; it is checked and pooled, then passed on toward the "
+            "block: the Raft leader gossips it to every node, a follower hands it to the leader "
+            "(and gossips it only if the leader refuses it or cannot be reached). Any node "
+            "works; the leader (`node.info`'s `leader`) saves a hop.",
             (Field("tx", "bytes", "the signed transaction's wire bytes (§Transactions)"),),
             (Field("txid", "bytes32", "sha256 of the transaction body"),),
             (ErrorCode.INVALID_TX, ErrorCode.BAD_SIGNATURE, ErrorCode.BAD_NONCE,
@@ -126,8 +130,9 @@ METHODS: dict[str, MethodSpec] = {
             (
                 Field("txs", "list[bytes]", f"signed transactions' wire bytes, at most "
                       f"{MAX_BATCH_TXS}", max_items=MAX_BATCH_TXS),
-                Field("relay", "bool", "gossip the accepted ones (default true; a node forwarding "
-                      "transactions it already gossiped sends false)", required=False, default=True),
+                Field("relay", "bool", "gossip the accepted ones (default true; a follower "
+                      "forwarding to the leader sends false: it gossips only what the leader "
+                      "refuses)", required=False, default=True),
             ),
             (Field("results", "list[map]", "one per transaction, in order: {\"txid\": bytes32} "
                    "when pooled (or already known), else {\"code\": uint, \"reason\": text, "

@@ -1,4 +1,5 @@
-"""Gossip's wiring: the node's DecodedTxCache when given one, and head announcements (no network)."""
+"""Gossip's wiring: the node's DecodedTxCache when given one, head announcements and the
+report of refused messages (no network)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,27 @@ def test_heads_validate_and_recheck_to_the_blocks_signed_header() -> None:
     assert gossip.head_validator.check(data, now=0).head == signed_header(block)
     assert gossip._recheck(_msg(data), is_tx=False) == signed_header(block)
     assert gossip._recheck(_msg(block.encode()), is_tx=False) is None  # a whole block is no head
+
+
+async def test_every_refused_message_is_reported_with_its_reason_and_duplicates_are_not() -> None:
+    """The node counts these in p2pmkt_rejected{where="gossip"} (node.run_node wires it)."""
+
+    class Outsiders:
+        def is_member(self, peer: str) -> bool:
+            return peer != ID(b"outsider").to_base58()
+
+    reasons: list[str] = []
+    ps = _FakePubsub()
+    Gossip(ps, CHAIN, GossipConfig(), Outsiders(), on_reject=reasons.append)  # type: ignore[arg-type]
+    tx_check, head_check = ps.validators[f"p2pmkt/{CHAIN}/txs/1"], ps.validators[f"p2pmkt/{CHAIN}/heads/1"]
+    good = encode_bundle([make_tx(KEY, CHAIN, 0, "visit.batch", {"n": 0}).encode()])
+    other_chain = encode_bundle([make_tx(KEY, "c2", 0, "visit.batch", {"n": 0}).encode()])
+    peer = ID(b"peer")
+    assert tx_check(peer, _msg(good)) is True
+    assert tx_check(peer, _msg(good)) is False  # a duplicate: not forwarded, not a refusal
+    assert tx_check(peer, _msg(b"\xff junk")) is False
+    assert tx_check(peer, _msg(other_chain)) is False
+    assert head_check(peer, _msg(b"\xa0")) is False
+    assert tx_check(ID(b"outsider"), _msg(good)) is False
+    assert len(reasons) == 4 and reasons[-1] == "not_member", reasons
+    assert "wrong_chain" in reasons, reasons
