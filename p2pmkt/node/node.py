@@ -292,6 +292,8 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
     What the leader does not take (refused, or the call failed) is gossiped instead. A new
     leader is first sent this node's whole pool: the transactions the previous leader took
     but did not commit live on only in the pools of the nodes they were submitted to.
+    Everything toward one leader, dialling included, stops when the leader changes (a frozen
+    leader answers nothing, not even the stream's protocol negotiation).
     """
     from p2pmkt.net.rpc_stream import open_rpc_stream
 
@@ -312,13 +314,24 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
         if peer is None:
             await driver.wait_leader_change()
             continue
+        first: list[bytes] = []
+        if (leader, term) != sent_pool_to:
+            first = [stx.encode() for stx in pooled()]
+
+        def pool_sent(key: tuple[str, int] = (leader, term)) -> None:
+            nonlocal sent_pool_to
+            sent_pool_to = key
+
         try:
-            async with open_rpc_stream(net, peer) as rpc:
-                first: list[bytes] = []
-                if (leader, term) != sent_pool_to:
-                    first = [stx.encode() for stx in pooled()]
-                    sent_pool_to = (leader, term)
-                await _forward_until_leader_changes(rpc, driver, txs, gossip, first)
+            async with trio.open_nursery() as nursery:
+
+                async def until_leader_changes() -> None:
+                    await driver.wait_leader_change()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_leader_changes)
+                async with open_rpc_stream(net, peer) as rpc:
+                    await _forward(rpc, txs, gossip, first, pool_sent)
         except Exception as exc:  # leader gone or stream refused: retry after a pause
             log.debug(kv("forward_failed", leader=leader, error=repr(exc)))
             await trio.sleep(0.2)  # back-off before re-dialling
@@ -328,13 +341,14 @@ FORWARD_BATCH = 512
 """Transactions one forwarding call to the leader carries at most."""
 
 
-async def _forward_until_leader_changes(rpc: Any, driver: Any, txs: trio.MemoryReceiveChannel[bytes],
-                                        gossip: Callable[[bytes], None], first: Sequence[bytes] = ()) -> None:
-    """Forward ``first``, then in batches whatever queued while the previous calls were in
-    flight, each as one ``tx.submit_batch`` (one round trip and one frame instead of one per
-    transaction, which was most of the leader's CPU under load). ``relay=False``: the leader
-    does not gossip them; this node gossips each transaction the leader did not pool, and a
-    whole batch whose call failed, then gives the stream up (the caller dials again)."""
+async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Callable[[bytes], None],
+                   first: Sequence[bytes] = (), first_sent: Callable[[], None] = lambda: None) -> None:
+    """Forward ``first`` (then call ``first_sent``), then in batches whatever queued while the
+    previous calls were in flight, each as one ``tx.submit_batch`` (one round trip and one
+    frame instead of one per transaction, which was most of the leader's CPU under load).
+    ``relay=False``: the leader does not gossip them; this node gossips each transaction the
+    leader did not pool, and a whole batch whose call failed or was cancelled. Runs until
+    cancelled or the stream breaks."""
     in_flight = trio.Semaphore(4)  # batches pipelined on the one stream
 
     async def one(batch: list[bytes]) -> None:
@@ -355,15 +369,10 @@ async def _forward_until_leader_changes(rpc: Any, driver: Any, txs: trio.MemoryR
                 gossip(data)
 
     async with trio.open_nursery() as nursery:
-
-        async def watch_leader() -> None:
-            await driver.wait_leader_change()
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(watch_leader)
         for i in range(0, len(first), FORWARD_BATCH):
             await in_flight.acquire()
             nursery.start_soon(one, list(first[i:i + FORWARD_BATCH]))
+        first_sent()
         async for data in txs:
             await in_flight.acquire()
             batch = [data]
@@ -392,13 +401,17 @@ async def _watch_leader_connection(net: Any, driver: Any, members: Any, period: 
             driver.leader_lost()
 
 
+STALE_AFTER = 10.0
+"""Seconds a transaction waits in the pool before it is passed on again."""
+
+
 async def _reannounce(chain: ChainService, announce: Any) -> None:
     """Pass on again transactions that sat in the pool too long: gossiped by a leader,
     forwarded by a follower (a lost bundle, or a leader that dropped what it took, must not
     stall their sender's later nonces behind them)."""
     while True:
         await trio.sleep(2.0)  # period of the stale-transaction sweep
-        for stx in chain.stale_pending(older_than=10.0, limit=500):
+        for stx in chain.stale_pending(older_than=STALE_AFTER, limit=500):
             announce(stx)
 
 

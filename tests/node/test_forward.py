@@ -176,11 +176,38 @@ async def test_a_refused_batch_is_gossiped() -> None:
 
     send, recv = trio.open_memory_channel[bytes](10)
     gossiped: list[bytes] = []
-    driver = FakeDriver("A")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_until_leader_changes, Refusing(), driver, recv,
-                           gossiped.append)
+        nursery.start_soon(node_mod._forward, Refusing(), recv, gossiped.append)
         send.send_nowait(b"x")
         await settled()
         assert gossiped == [b"x"], "gossiped"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_dial_to_a_frozen_leader_is_abandoned_when_the_leader_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A frozen leader never answers the stream's protocol negotiation: the forwarder must not
+    wait for it past the next leader change."""
+    calls = Calls()
+
+    @asynccontextmanager
+    async def open_rpc_stream(net: Any, peer: str) -> AsyncIterator[FakeRpc]:
+        if peer == "peer-A":
+            await trio.sleep_forever()  # frozen
+        yield FakeRpc(peer, calls)
+
+    import p2pmkt.net.rpc_stream as rpc_stream
+    monkeypatch.setattr(rpc_stream, "open_rpc_stream", open_rpc_stream)
+    send, recv = trio.open_memory_channel[bytes](10)
+    driver = FakeDriver("A")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node_mod._forward_to_leader, None, driver, Members(), recv,
+                           [].append, lambda: [Pooled(b"p1")])
+        send.send_nowait(b"t1")
+        await settled()
+        assert calls == []
+        driver.change("B", term=2)
+        await settled()
+        assert calls == [("peer-B", [b"p1"]), ("peer-B", [b"t1"])]
         nursery.cancel_scope.cancel()
