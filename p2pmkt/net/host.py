@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,6 +291,7 @@ async def open_net(
     members: Members | None = None,
     tx_cache: DecodedTxCache | None = None,
     on_gossip_reject: Callable[[str], None] | None = None,
+    head_proposers: Callable[[], Collection[bytes]] | None = None,
 ) -> AsyncIterator[Net]:
     """Run a host until the context exits; yield its :class:`Net`.
 
@@ -302,6 +303,8 @@ async def open_net(
             and reuses (see :class:`~p2pmkt.net.pubsub.Gossip`); None decodes afresh.
         on_gossip_reject: called with the reason of each gossip message refused by validation
             (a node counts them in its metrics); duplicates are not refusals.
+        head_proposers: the addresses whose signed headers gossip accepts (the chain's
+            voters); None accepts any valid signature.
 
     Listeners are up and bootstrap dials have been *started* (not necessarily finished)
     when the context is entered. Register stream handlers right away.
@@ -326,7 +329,7 @@ async def open_net(
             await stack.enter_async_context(background_trio_service(router))
             await pubsub.wait_until_ready()
             gossip = Gossip(pubsub, config.chain_id, config.gossip, members, tx_cache=tx_cache,
-                            on_reject=on_gossip_reject)
+                            on_reject=on_gossip_reject, proposers=head_proposers)
         listen = [multiaddr.Multiaddr(a) for a in config.listen]
         await stack.enter_async_context(host.run(listen_addrs=listen))
         # Leaving host.run() cancels the swarm's tasks but leaves its sockets to the garbage

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,7 @@ class Gossip:
         *,
         tx_cache: DecodedTxCache | None = None,
         on_reject: Callable[[str], None] | None = None,
+        proposers: Callable[[], Collection[bytes]] | None = None,
     ) -> None:
         self._ps = pubsub
         self._on_reject = on_reject
@@ -147,7 +148,7 @@ class Gossip:
             max_tx_bytes=config.max_tx_bytes,
             decode=decode_tx if tx_cache is None else tx_cache.decode,
         )
-        self.head_validator = HeadValidator(chain_id)
+        self.head_validator = HeadValidator(chain_id, proposers=proposers)
         self._self_id: ID = pubsub.host.get_id()
         self._decoded: OrderedDict[bytes, Any] = OrderedDict()
         self._tx_send, self.tx_bundles = trio.open_memory_channel[TxBundle](config.delivery_buffer)

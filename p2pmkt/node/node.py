@@ -128,6 +128,10 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     validators = [NodeId(address_hex(genesis.member(n).address)) for n in genesis.validators]
     is_validator = NodeId(address) in validators
     members = Members(m.pubkey for m in genesis.members)
+    # Addresses whose block announcements gossip accepts: the voters (kept current by
+    # _reconcile_membership). Anyone else's "head" would only send this node fetching blocks
+    # that do not exist.
+    voters: set[bytes] = {bytes(genesis.member(n).address) for n in genesis.validators}
     net_config = NetConfig(
         chain_id=genesis.chain_id, listen=config.listen, bootstrap=config.bootstrap,
         mdns=config.mdns, reconnect_interval=0.5, pex_interval=1.0,
@@ -180,7 +184,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
         async with (
             # tx_cache: each transaction is decoded once, for gossip, RPC and Raft blocks alike.
             open_net(key, net_config, members=members, tx_cache=chain.tx_cache,
-                     on_gossip_reject=lambda reason: metrics.reject(reason, "gossip")) as net,
+                     on_gossip_reject=lambda reason: metrics.reject(reason, "gossip"),
+                     head_proposers=lambda: voters) as net,
             open_raft_transport(net) as raft_t,
         ):
             def on_leader(leader: Any, term: Any) -> None:
@@ -227,7 +232,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_heads_out, net, heads_recv)
                 nursery.start_soon(_heads_in, net, app)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
-                nursery.start_soon(_reconcile_membership, driver, chain, members)
+                nursery.start_soon(_reconcile_membership, driver, chain, members, voters)
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
                                    config.raft.tick_ms / 1000)
                 if config.agent.rules is not None:
@@ -457,8 +462,10 @@ async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_ran
                 log.debug(kv("catch_up_failed", peer=peer, error=repr(exc)))
 
 
-async def _reconcile_membership(driver: Any, chain: ChainService, members: Any) -> None:
-    """Keep the allowlist and Raft's configuration in line with the chain's membership."""
+async def _reconcile_membership(driver: Any, chain: ChainService, members: Any,
+                                voters: set[bytes]) -> None:
+    """Keep the allowlist, ``voters`` and Raft's configuration in line with the chain's
+    membership."""
     from p2pmkt.chain.roles import member_of, validator_set
     from p2pmkt.node.membership import next_conf_change
     from p2pmkt.raft import ProposalDropped
@@ -475,6 +482,9 @@ async def _reconcile_membership(driver: Any, chain: ChainService, members: Any) 
             pubkeys = [m.pubkey for addr, _ in snap.scan("members") if (m := member_of(snap, addr))]
         if pubkeys:
             members.update(pubkeys)
+        if vs.voters:
+            voters.clear()
+            voters.update(bytes(a) for a in vs.voters)
         if not driver.is_leader:
             continue
         cc = next_conf_change(driver.statistics().status.conf_state, vs.voters, vs.learners)

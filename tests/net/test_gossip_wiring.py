@@ -82,3 +82,20 @@ async def test_every_refused_message_is_reported_with_its_reason_and_duplicates_
     assert tx_check(ID(b"outsider"), _msg(good)) is False
     assert len(reasons) == 4 and reasons[-1] == "not_member", reasons
     assert "wrong_chain" in reasons, reasons
+
+
+async def test_heads_signed_by_anyone_but_the_given_proposers_are_refused() -> None:
+    voter, other = PrivateKey.from_seed("v1"), PrivateKey.from_seed("member-not-validator")
+    reasons: list[str] = []
+    ps = _FakePubsub()
+    Gossip(ps, CHAIN, GossipConfig(), None, on_reject=reasons.append,
+           proposers=lambda: {bytes(voter.address)})
+    head_check = ps.validators[f"p2pmkt/{CHAIN}/heads/1"]
+
+    def head(key: PrivateKey, height: int) -> bytes:
+        return signed_header(build_block(key, chain=CHAIN, height=height, parent=ZERO_HASH,
+                                         state=ZERO_HASH, time=1, txs=[])).encode()
+
+    assert head_check(ID(b"peer"), _msg(head(voter, 1))) is True
+    assert head_check(ID(b"peer"), _msg(head(other, 10**9))) is False
+    assert reasons == ["not_validator"]
