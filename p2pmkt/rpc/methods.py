@@ -139,7 +139,11 @@ METHODS: dict[str, MethodSpec] = {
                    "\"message\": text} with the error tx.submit would have answered"),),
         ),
         MethodSpec(
-            "tx.get", "Where a transaction stands.",
+            "tx.get",
+            "Where a transaction stands. A pending transaction is known to the node it was "
+            "submitted to and to the leader (every node, if it was submitted to the leader); "
+            "other nodes answer NOT_FOUND until its block arrives, so ask the node you "
+            "submitted to.",
             (Field("txid", "bytes32", "transaction id"),),
             (
                 Field("txid", "bytes32", "transaction id"),
