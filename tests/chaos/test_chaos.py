@@ -1,7 +1,8 @@
 """Fault injection under load on a 4-node testnet of real node processes (issue 8).
 
-The short tests (in ``make test``): SIGKILL of the leader, then SIGSTOP/SIGCONT of a node (the
-in-node fallback for a partition); and the in-node faults: a node whose LMDB map fills up
+The short tests (in ``make test``): a follower keeps a transaction alive through a frozen
+leader (last in this file); SIGKILL of the leader, then SIGSTOP/SIGCONT of a node (the in-node
+fallback for a partition); and the in-node faults: a node whose LMDB map fills up
 (it must stop cleanly and, restarted with a higher ceiling, catch up), then a leader whose
 clock jumps an hour ahead and an hour behind (block times must stay strictly increasing and the
 chain must keep committing). With ``P2PMKT_CHAOS_FULL=1``: a real partition of the
@@ -23,12 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import trio
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.chaos.cluster import Cluster  # noqa: E402
+from p2pmkt.chain.genesis import load_genesis  # noqa: E402
+from p2pmkt.client import open_client  # noqa: E402
+from p2pmkt.node.node import STALE_AFTER  # noqa: E402
+from tools.chaos.cluster import Cluster, submitter_key, wait_height, wait_leader  # noqa: E402
+from tools.chaos.load import presign  # noqa: E402
 from tools.chaos.netns import available as netns_available  # noqa: E402
 from tools.chaos.scenario import CLOCK_JUMP_MS, run_scenario  # noqa: E402
 
@@ -101,3 +107,36 @@ async def test_partitioned_leader_and_follower_commit_nothing(tmp_path: Path) ->
 @FULL
 async def test_every_process_fault_kind_loses_nothing(tmp_path: Path) -> None:
     await _run(tmp_path, ["kill", "kill-leader", "pause", "kill"], seed=10)
+
+
+async def test_a_follower_brings_its_transaction_to_the_next_leader_when_the_leader_freezes(
+    tmp_path: Path,
+) -> None:
+    """A transaction a follower accepted commits although the leader froze with it in flight.
+
+    The leader is frozen (SIGSTOP) before the transaction is submitted to a follower, so the
+    follower's forwarding call goes to a leader that never answers; the client does not
+    resubmit. The follower must bring the transaction to the next leader by itself (its
+    forwarding gives up on a changed leader, gossips what was in flight, sends the new leader
+    its pool), well before the stale-pool sweep would pass it on again (``STALE_AFTER``)."""
+    with Cluster(root=tmp_path / "net", submitters=1, rules=False) as cl:
+        cl.start()
+        leader = await wait_leader(cl, timeout=60)
+        follower = next(n for n in cl.names if n != leader)
+        assert cl.root is not None
+        chain_id = load_genesis(cl.root / "genesis.json").chain_id
+        stx = presign([submitter_key(0)], chain_id, 1)[0][0]
+        cl.pause(leader)
+        try:
+            async with open_client(cl.addr(follower)) as c:
+                await c.submit_tx(stx)  # pooled at the follower; its forward hangs
+                t0 = trio.current_time()
+                status = await c.wait_tx_committed(stx.txid, timeout=30)
+                took = trio.current_time() - t0
+        finally:
+            cl.resume(leader)
+        assert status.status == "committed", status
+        assert took < STALE_AFTER - 2, f"committed after {took:.1f} s: only the stale sweep moved it"
+        # The old leader, thawed, follows the new one to the same block.
+        assert status.height is not None
+        await wait_height(cl.addr(leader), status.height, timeout=60)
