@@ -302,7 +302,10 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
     """
     from p2pmkt.net.rpc_stream import open_rpc_stream
 
-    sent_pool_to: tuple[str, int] | None = None  # (leader, term): a leader restarted has no pool
+    # The pool as it stood when (leader, term) was first seen, left to hand over; a leader
+    # that restarted in a new term has no pool, hence the term.
+    resend_for: tuple[str, int] | None = None
+    resend: list[bytes] = []
     while True:
         leader, term = driver.leader, driver.term
         if driver.is_leader:
@@ -319,14 +322,8 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
         if peer is None:
             await driver.wait_leader_change()
             continue
-        first: list[bytes] = []
-        if (leader, term) != sent_pool_to:
-            first = [stx.encode() for stx in pooled()]
-
-        def pool_sent(key: tuple[str, int] = (leader, term)) -> None:
-            nonlocal sent_pool_to
-            sent_pool_to = key
-
+        if (leader, term) != resend_for:
+            resend_for, resend = (leader, term), [stx.encode() for stx in pooled()]
         try:
             async with trio.open_nursery() as nursery:
 
@@ -336,7 +333,7 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
 
                 nursery.start_soon(until_leader_changes)
                 async with open_rpc_stream(net, peer) as rpc:
-                    await _forward(rpc, txs, gossip, first, pool_sent)
+                    await _forward(rpc, txs, gossip, resend)
         except Exception as exc:  # leader gone or stream refused: retry after a pause
             log.debug(kv("forward_failed", leader=leader, error=repr(exc)))
             await trio.sleep(0.2)  # back-off before re-dialling
@@ -347,9 +344,10 @@ FORWARD_BATCH = 512
 
 
 async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Callable[[bytes], None],
-                   first: Sequence[bytes] = (), first_sent: Callable[[], None] = lambda: None) -> None:
-    """Forward ``first`` (then call ``first_sent``), then in batches whatever queued while the
-    previous calls were in flight, each as one ``tx.submit_batch`` (one round trip and one
+                   first: list[bytes] | None = None) -> None:
+    """Forward ``first`` (emptied as its batches are handed over, so a caller that retries
+    sends only the rest), then in batches whatever queued while the previous calls were in
+    flight, each as one ``tx.submit_batch`` (one round trip and one
     frame instead of one per transaction, which was most of the leader's CPU under load).
     ``relay=False``: the leader does not gossip them; this node gossips each transaction the
     leader did not pool, and a whole batch whose call failed or was cancelled. Runs until
@@ -359,13 +357,13 @@ async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Call
     async def one(batch: list[bytes]) -> None:
         try:
             result = await rpc.call("tx.submit_batch", {"txs": batch, "relay": False})
-        except P2pmktError:
-            for data in batch:  # refused as a whole (e.g. the frame limit)
+        except BaseException as exc:
+            # Refused as a whole (e.g. the frame limit), the stream broke (leader gone?) or
+            # this task was cancelled: gossip carries the batch instead.
+            for data in batch:
                 gossip(data)
-            return
-        except BaseException:
-            for data in batch:  # the stream broke (leader gone?) or this task was cancelled
-                gossip(data)
+            if isinstance(exc, P2pmktError):
+                return
             raise
         finally:
             in_flight.release()
@@ -374,10 +372,10 @@ async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Call
                 gossip(data)
 
     async with trio.open_nursery() as nursery:
-        for i in range(0, len(first), FORWARD_BATCH):
+        while first:
             await in_flight.acquire()
-            nursery.start_soon(one, list(first[i:i + FORWARD_BATCH]))
-        first_sent()
+            nursery.start_soon(one, first[:FORWARD_BATCH])
+            del first[:FORWARD_BATCH]
         async for data in txs:
             await in_flight.acquire()
             batch = [data]
