@@ -44,6 +44,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from p2pmkt.market.model import Campaign, MarketingInfo, Visit
 
@@ -186,7 +187,7 @@ class DemoWorld:
         profile = self.profiles[merchant]
         rng = random.Random(f"p2pmkt-demo/{self.seed}/{merchant}/{start_ms}/{duration_ms}")
         end = start_ms + duration_ms
-        out: list[Visit] = []
+        out: list[_Row] = []
         for stream in streams(profile, info):
             rate_per_ms = stream.rate * self.scale * _daily_factor(start_ms) / 1000.0
             if rate_per_ms <= 0:
@@ -195,8 +196,8 @@ class DemoWorld:
             while t < end:
                 _session(rng, profile, stream, int(t), start_ms, end, out)
                 t += rng.expovariate(rate_per_ms)
-        out.sort(key=lambda v: v.time)
-        return out
+        out.sort(key=_TIME)
+        return [Visit(*row) for row in out]
 
     def session_visits(
         self, merchant: str, info: MarketingInfo | None, start_ms: int, duration_ms: int
@@ -211,10 +212,30 @@ class DemoWorld:
         Raises:
             KeyError: unknown merchant.
         """
+        return [Visit(*row) for row in self.session_rows(merchant, info, start_ms, duration_ms)]
+
+    def expected_rate(self, merchant: str, info: MarketingInfo | None, at_ms: int) -> float:
+        """Visits per second the model expects of ``merchant`` at ``at_ms`` (no sampling).
+
+        Raises:
+            KeyError: unknown merchant.
+        """
+        profile = self.profiles[merchant]
+        factor = self.scale * _daily_factor(at_ms)
+        return sum(s.rate * factor * _expected_records(s, profile) for s in streams(profile, info))
+
+    def session_rows(
+        self, merchant: str, info: MarketingInfo | None, start_ms: int, duration_ms: int
+    ) -> list[_Row]:
+        """:meth:`session_visits` in wire form (``Visit.to_wire()`` order, as tuples).
+
+        The same visits from the same random draws; what a load generator packs, without a
+        ``Visit`` per visit (building and unbuilding one was a third of the generator's time).
+        """
         profile = self.profiles[merchant]
         rng = random.Random(f"p2pmkt-demo-stream/{self.seed}/{merchant}/{start_ms}/{duration_ms}")
         end = start_ms + duration_ms
-        out: list[Visit] = []
+        out: list[_Row] = []
         for stream in streams(profile, info):
             rate_per_ms = stream.rate * self.scale * _daily_factor(start_ms) / 1000.0
             if rate_per_ms <= 0:
@@ -223,11 +244,13 @@ class DemoWorld:
             while t < end:
                 _session(rng, profile, stream, int(t), start_ms, _NO_END, out)
                 t += rng.expovariate(rate_per_ms)
-        out.sort(key=lambda v: v.time)
+        out.sort(key=_TIME)
         return out
 
 
 _NO_END = 2**62
+_Row = tuple[str, str, int, str, str, str, str, int]
+_TIME = itemgetter(2)  # a row's time (stable sort: equal times keep their draw order)
 
 
 def _daily_factor(time_ms: int) -> float:
@@ -242,7 +265,7 @@ def _pick(rng: random.Random, weights: Sequence[float], values: Sequence[str]) -
 
 def _session(
     rng: random.Random, profile: MerchantProfile, stream: Stream, t: int, start: int,
-    end: int, out: list[Visit],
+    end: int, out: list[_Row],
 ) -> None:
     weights = _CHANNEL_METHODS.get(stream.channel, profile.methods)
     method = _pick(rng, weights, ("browser", "desktop", "app"))
@@ -268,5 +291,5 @@ def _session(
         if t >= end:
             return
         if t >= start:
-            out.append(Visit(ip, account, t, profile.name, method, op, item, amount))
+            out.append((ip, account, t, profile.name, method, op, item, amount))
         t += rng.randint(*_SESSION_GAP_MS)

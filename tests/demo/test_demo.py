@@ -20,6 +20,7 @@ from p2pmkt.demo import (
     starting_info,
 )
 from p2pmkt.market.model import Keyword, MarketingInfo, Visit
+from p2pmkt.node.workload import calibrated_scale
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 MINUTE = 60_000
@@ -36,6 +37,25 @@ def test_visits_are_a_pure_function_of_seed_and_inputs() -> None:
     world.visits("globex", None, T0, MINUTE)  # another call first changes nothing
     assert world.visits("acme", info, T0, 5 * MINUTE) == a
     assert DemoWorld(2).visits("acme", info, T0, 5 * MINUTE) != a
+
+
+def test_session_rows_are_session_visits_in_wire_form() -> None:
+    world, info = DemoWorld(6, scale=3), starting_info("acme")
+    rows = world.session_rows("acme", info, T0, MINUTE)
+    assert len(rows) > 100
+    assert [Visit(*r) for r in rows] == world.session_visits("acme", info, T0, MINUTE)
+    assert all(list(r) == Visit(*r).to_wire() for r in rows)
+
+
+@pytest.mark.parametrize("hour", [3, 9, 15, 21])
+def test_calibrated_scale_offers_the_rate_asked_at_any_hour(hour: int) -> None:
+    # The world's traffic swings by a third over the day; a stream asked for a rate must
+    # offer it whenever it starts (a scale calibrated at one fixed hour once offered half).
+    start = T0 - T0 % (24 * 3_600_000) + hour * 3_600_000
+    merchants = sorted(DEMO_MERCHANTS)
+    world = DemoWorld(7, scale=calibrated_scale(merchants, 2000, at_ms=start))
+    offered = sum(len(world.session_rows(m, starting_info(m), start, MINUTE)) for m in merchants) / 60
+    assert 1900 < offered < 2100, offered
 
 
 def test_visits_are_valid_sorted_and_inside_the_window() -> None:
