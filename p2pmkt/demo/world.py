@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -259,37 +259,45 @@ def _daily_factor(time_ms: int) -> float:
     return 1.0 + 0.33 * math.sin(2 * math.pi * (hour - 9) / 24)
 
 
-def _pick(rng: random.Random, weights: Sequence[float], values: Sequence[str]) -> str:
-    return rng.choices(values, weights=weights)[0]
+_METHODS = ("browser", "desktop", "app")
+_GAP_LO, _GAP_SPAN = _SESSION_GAP_MS[0], _SESSION_GAP_MS[1] - _SESSION_GAP_MS[0] + 1
 
 
 def _session(
     rng: random.Random, profile: MerchantProfile, stream: Stream, t: int, start: int,
     end: int, out: list[_Row],
 ) -> None:
-    weights = _CHANNEL_METHODS.get(stream.channel, profile.methods)
-    method = _pick(rng, weights, ("browser", "desktop", "app"))
-    ip = f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-    account = f"u{rng.randrange(5000):04d}" if rng.random() < profile.login_share else ""
-    sku, price = rng.choice(profile.catalog)
+    # Every draw is one rng.random() (or getrandbits for the address): randint, choice and
+    # choices cost 5-10 times as much in Python, and a load generator sharing the nodes'
+    # cores should not spend them (tools/bench/cycle.py).
+    draw = rng.random
+    b, d, _ = _CHANNEL_METHODS.get(stream.channel, profile.methods)
+    u = draw() * sum(_CHANNEL_METHODS.get(stream.channel, profile.methods))
+    method = _METHODS[0] if u < b else _METHODS[1] if u < b + d else _METHODS[2]
+    r = rng.getrandbits(32)
+    ip = f"{11 + (r >> 24) % 213}.{(r >> 16) & 255}.{(r >> 8) & 255}.{1 + (r & 255) % 254}"
+    account = f"u{int(draw() * 5000):04d}" if draw() < profile.login_share else ""
+    catalog = profile.catalog
+    sku, price = catalog[int(draw() * len(catalog))]
     steps: list[tuple[str, str, int]] = []
-    if stream.channel in ("search", "") and rng.random() < 0.35:
+    if stream.channel in ("search", "") and draw() < 0.35:
         steps.append(("search", "", 0))
-    if account and rng.random() < 0.5:
+    if account and draw() < 0.5:
         steps.append(("login", "", 0))
     steps.append(("view", sku, 0))
-    while rng.random() < 0.33:
-        steps.append(("view", rng.choice(profile.catalog)[0], 0))
+    while draw() < 0.33:
+        steps.append(("view", catalog[int(draw() * len(catalog))][0], 0))
     # P(order) = P_CLICK * P_CART * p_checkout, so p_checkout carries the stream's intent.
-    if rng.random() < _P_CLICK:
+    if draw() < _P_CLICK:
         steps.append(("click", sku, 0))
-        if rng.random() < _P_CART:
+        if draw() < _P_CART:
             steps.append(("cart", sku, 0))
-            if rng.random() < stream.p_order / (_P_CLICK * _P_CART):
-                steps.append(("order", sku, price * rng.choice((1, 1, 1, 2))))
+            if draw() < stream.p_order / (_P_CLICK * _P_CART):
+                steps.append(("order", sku, price * (2 if draw() < 0.25 else 1)))
+    name = profile.name
     for op, item, amount in steps:
         if t >= end:
             return
         if t >= start:
-            out.append((ip, account, t, profile.name, method, op, item, amount))
-        t += rng.randint(*_SESSION_GAP_MS)
+            out.append((ip, account, t, name, method, op, item, amount))
+        t += _GAP_LO + int(draw() * _GAP_SPAN)

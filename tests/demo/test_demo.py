@@ -125,7 +125,9 @@ def test_expected_loop_moves_acme_to_target_step_by_step() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sampled_loop_brings_acme_on_target_within_bounded_rounds(seed: int) -> None:
-    world = DemoWorld(seed, scale=10)
+    # Sampled visits: at scale 10 a window's conversion was noisy enough that ~15 % of seeds
+    # missed the bounds below; at scale 30, 20 seeds of 20 passed.
+    world = DemoWorld(seed, scale=30)
     rounds, final = simulate_loop(
         world, "acme", starting_info("acme"), load_rules(rules_toml("acme")),
         TARGETS["acme"].target, rounds=10, window_ms=10 * MINUTE, start_ms=T0,
