@@ -292,7 +292,7 @@ async def run_demo_async(net: Testnet, args: argparse.Namespace, *, live: bool) 
             async with open_client(terminal.multiaddr) as c:
                 def count(n: int) -> None:
                     st.visits_sent += n
-                await run_visit_stream(RemoteSubmitter(c, net.chain_id), load_key(terminal.dir / "node.key"),
+                await run_visit_stream([(RemoteSubmitter(c, net.chain_id), load_key(terminal.dir / "node.key"))],
                                        sorted(merchant_nodes), visits_per_second=args.visits_per_second,
                                        max_per_tx=2000, counter=count)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -230,8 +230,7 @@ def calibrated_scale(
 
 
 async def run_visit_stream(
-    sub: Submitter,
-    terminal: PrivateKey,
+    terminals: Sequence[tuple[Submitter, PrivateKey]],
     merchants: list[str],
     *,
     visits_per_second: float,
@@ -242,12 +241,13 @@ async def run_visit_stream(
 ) -> None:
     """Submit the demo merchants' visits, tick by tick, until cancelled.
 
-    Generating the visits and submitting them overlap: a generator task packs the next
-    transactions while the submitter waits for the node to take the last one. Submissions
-    stay one at a time, in order: two in flight could leave a nonce gap behind a refused
-    one. Why: done in turn, the round trip (the node parsing and checking a pack while its
-    event loop also applies blocks) and the generation added up, and the terminal offered
-    far less than asked (27k of 50k visits/s in tools/bench/cycle.py).
+    ``terminals`` are the terminals the visits come from (say, one per web server): how each
+    submits, and its key (a ``terminal`` member's). A generator task packs the next
+    transactions while the terminals wait for the node to take their last one. Each terminal
+    submits one transaction at a time, in nonce order: two of one key in flight could leave a
+    nonce gap behind a refused one. Why several: one terminal's round trip (the node parsing
+    and checking a 2,000-visit pack while its event loop also applies blocks: p50 14, p90 57
+    ms) caps it near 40,000 visits/s however fast the network.
     """
     from p2pmkt.demo import DemoWorld
     from p2pmkt.market.packed import pack_visits
@@ -267,7 +267,7 @@ async def run_visit_stream(
             while True:
                 if time.monotonic() - last_refresh > 1.0:
                     for m in merchants:
-                        infos[m] = await sub.marketing(m)
+                        infos[m] = await terminals[0][0].marketing(m)
                     last_refresh = time.monotonic()
                 for m in merchants:
                     rows = world.session_rows(m, infos.get(m), t, step)
@@ -279,7 +279,9 @@ async def run_visit_stream(
                 ahead = t / 1000 - time.time()
                 await trio.sleep(max(ahead, 0))  # also lets the submitter run between ticks
 
-    async def submit() -> None:
+    async def submit(
+        sub: Submitter, terminal: PrivateKey, packs: trio.MemoryReceiveChannel[tuple[dict[str, Any], int]]
+    ) -> None:
         async with packs:
             async for payload, n in packs:
                 try:
@@ -291,7 +293,9 @@ async def run_visit_stream(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(generate)
-        nursery.start_soon(submit)
+        async with packs:
+            for sub, terminal in terminals:
+                nursery.start_soon(submit, sub, terminal, packs.clone())
 
 
 @dataclass
@@ -394,8 +398,7 @@ async def run_local_demo(
             nursery.start_soon(run_agent, agent, recv, sub, m.tech)
         nursery.start_soon(
             lambda: run_visit_stream(
-                sub,
-                dev_key("terminal"),
+                [(sub, dev_key("terminal"))],
                 [m.merchant for m in merchants],
                 visits_per_second=visits_per_second,
                 max_per_tx=chain.genesis.params.max_visits_per_tx,
