@@ -87,7 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with Cluster(rules=True, submitters=args.terminals - 1) as cl:
         cl.start()
-        await wait_leader(cl, timeout=60)
+        leader = await wait_leader(cl, timeout=60)
         merchants: dict[str, str] = {}
         terminal = None
         for e in cl.net.nodes:
@@ -159,6 +159,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cycle_wall_ms_p50": round(pct(cycles_wall, 0.5) * 1000, 1),
             "cycle_wall_ms_p99": round(pct(cycles_wall, 0.99) * 1000, 1),
             "condition": {"every_visits": args.every_visits, "every_ms": args.every_ms},
+            # Where the load lands matters: a terminal node that is a follower admits each pack
+            # and forwards it, and the leader admits it again (BENCHMARKS.md, issue 6).
+            "terminals": args.terminals, "terminal_node": terminal,
+            "leader": [leader, await wait_leader(cl, timeout=30)],  # at the start, at the end
         }
     out["bound_visits_apply_per_s_1core"] = round(bound_visits_apply())
     out["load_avg"] = os.getloadavg()
