@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 RPC_PROTOCOL = "/p2pmkt/rpc/1.0.0"
 
 
+CLOSE_TIMEOUT = 2.0
+"""Seconds closing a client's stream may take (a peer that stopped reading cannot hold it)."""
+
 MAX_ANSWER_FRAME = MAX_BLOCK_BYTES + 64 * 1024
 """Largest answer a client reads: ``chain.block`` returns a whole block, and a chain may allow
 blocks up to the hard ceiling of :data:`p2pmkt.chain.block.MAX_BLOCK_BYTES`."""
@@ -369,4 +372,8 @@ async def open_rpc_stream(
             yield client
         finally:
             nursery.cancel_scope.cancel()
-            await fs.close()
+            # Shielded: in the scope cancelled just above, the close would raise Cancelled,
+            # which would replace the caller's own exception and then be absorbed by this
+            # nursery: a TooSlowError raised inside ``async with open_client(...)`` vanished.
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                await fs.close()

@@ -53,6 +53,32 @@ async def test_round_trips_and_events(node: tuple[Net, FakeNode]) -> None:
             assert len(heights) == 20 and min(heights) >= 1
 
 
+def leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in leaves(e)]
+    return [exc]
+
+
+async def test_an_exception_raised_inside_open_client_reaches_the_caller(
+    node: tuple[Net, FakeNode],
+) -> None:
+    # Closing the stream once raised Cancelled in the client's cancelled nursery, which
+    # replaced the caller's exception and was then absorbed: a timeout inside vanished.
+    net, _fake = node
+    for make in (lambda: trio.fail_after(0.05), None):
+        try:
+            async with open_client(net.addrs()[0]) as c:
+                await c.head()
+                if make is None:
+                    raise KeyError("mine")
+                with make():
+                    await trio.sleep_forever()
+        except BaseException as exc:
+            assert [type(e) for e in leaves(exc)] == [trio.TooSlowError if make else KeyError]
+        else:
+            raise AssertionError("the exception raised inside open_client was lost")
+
+
 async def test_sync_wrapper(node: tuple[Net, FakeNode]) -> None:
     net, _fake = node
     addr = net.addrs()[0]
