@@ -6,7 +6,9 @@ Composition (each a task in the node's nursery; structured concurrency only)::
       │                                              │
       ├─ run_rpc_server   ← ChainApi (NodeApi)       ├─ run_raft_driver ── ChainApp (one entry = one block)
       ├─ run_sync_server  ← ChainBlocks              ├─ run_block_producer (leader: mempool → block → propose)
-      ├─ gossip out: submitted txs → bundles         └─ catch-up: blocks missing after a snapshot ← fetch_blocks
+      ├─ forward: submitted txs → the leader         └─ catch-up: blocks missing after a snapshot ← fetch_blocks
+      │           (the leader's own: → one follower)
+      ├─ gossip out: what was refused or could not be forwarded → bundles
       ├─ gossip in:  bundles → mempool
       ├─ heads: the leader announces each committed block's signed header; a head far
       │         beyond ours sets the catch-up target
@@ -162,22 +164,19 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     def on_submit(stx: SignedTransaction) -> None:
         """A transaction a client gave this node (pooled here already), or one due again.
 
-        The leader gossips it, so that every pool holds it should the leader fail. A follower
-        hands it to the leader (:func:`_forward_to_leader`) and gossips only what the leader
-        does not take: gossiping the rest too made every other node check and pool each
-        transaction before its block, and the leader drop it as a duplicate, for nothing the
-        block does not bring anyway (half of a follower's gossip work, and the tail of the
-        commit latency via followers; BENCHMARKS.md). It stays in this node's pool until its
-        block, and is forwarded again to the next leader if this one fails first.
+        It is handed over (:func:`_forward_submitted`) to one other validator, so that it
+        lives in a second pool: a follower hands it to the leader, which puts it in a block;
+        the leader hands it to one follower, which sends it to the next leader should this one
+        fail first. Only what is refused, or cannot be handed over, is gossiped to every node.
+        Gossiping every transaction made every other node check and pool it before its block,
+        which brings it anyway, and a leader's gossip (each message forwarded on by every
+        follower) cost a third of the visit throughput (BENCHMARKS.md). It stays in this
+        node's pool until its block.
         """
-        data = stx.encode()
-        if leading[0]:
-            gossip(data)
-            return
         try:
-            forward_send.send_nowait(data)
+            forward_send.send_nowait(stx.encode())
         except trio.WouldBlock:
-            gossip(data)  # forwarding is far behind: gossip carries it to the leader
+            gossip(stx.encode())  # forwarding is far behind: gossip carries it instead
 
     unwatch_gc = metrics.watch_gc()
     try:
@@ -208,6 +207,15 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 metrics.raft_leader.set(1 if driver.is_leader else 0)
                 return (driver.leader, peers)
 
+            def backup() -> str | None:
+                """The follower that also pools what this node's clients submit while it
+                leads: the first connected voter after this node in address order, wrapping
+                round (None if none is connected)."""
+                up = sorted(
+                    n for n in map(address_hex, voters) if n != address
+                    and (p := members.peer_of(NodeId(n))) is not None and net.is_connected(p))
+                return next((n for n in up if n > address), up[0] if up else None)
+
             api = ChainApi(chain, hub, peer_id=net.peer_id, address=address, roles=roles,
                            network=network, on_submit=on_submit)
 
@@ -227,8 +235,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
                 nursery.start_soon(_reannounce, chain, on_submit)
-                nursery.start_soon(_forward_to_leader, net, driver, members, forward_recv,
-                                   gossip, chain.mempool.in_arrival_order)
+                nursery.start_soon(_forward_submitted, net, driver, members, forward_recv,
+                                   gossip, chain.mempool.in_arrival_order, backup)
                 nursery.start_soon(_heads_out, net, heads_recv)
                 nursery.start_soon(_heads_in, net, app)
                 nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
@@ -253,12 +261,13 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
 
 
 async def _gossip_out(net: Any, outbox: trio.MemoryReceiveChannel[bytes]) -> None:
-    """Publish submitted transactions in bundles, at most about five per second.
+    """Publish transactions in bundles, at most about five per second.
 
     GossipSub costs milliseconds of CPU per message on every node (notes/py-libp2p.md), so
-    one message per transaction saturated the 2-core testnet at ~100 tx/s. Transactions reach
-    the leader directly (see :func:`_forward_to_leader`); gossip fills the other mempools, so
-    waiting up to ``BUNDLE_WAIT`` to fill a bundle costs no commit latency.
+    one message per transaction saturated the 2-core testnet at ~100 tx/s. Gossip is the
+    fallback (see :func:`_forward_submitted`): what the leader or a backup refused or could
+    not be reached for, and the stale-transaction sweep's, so waiting up to ``BUNDLE_WAIT`` to
+    fill a bundle costs no commit latency in the common case.
     """
     if net.gossip is None:
         return
@@ -287,18 +296,21 @@ async def _gossip_in(net: Any, chain: ChainService) -> None:
         await trio.lowlevel.checkpoint()
 
 
-async def _forward_to_leader(net: Any, driver: Any, members: Any,
+async def _forward_submitted(net: Any, driver: Any, members: Any,
                              txs: trio.MemoryReceiveChannel[bytes], gossip: Callable[[bytes], None],
-                             pooled: Callable[[], Sequence[SignedTransaction]]) -> None:
-    """Hand transactions submitted here straight to the leader over its RPC protocol.
+                             pooled: Callable[[], Sequence[SignedTransaction]],
+                             backup: Callable[[], str | None]) -> None:
+    """Hand the transactions submitted here to a second validator over its RPC protocol: to
+    the leader, or while this node leads, to ``backup()`` (a follower, or None).
 
     Gossip reaches every node but, with four busy nodes on two cores, the hop to the leader
     took seconds under load (BENCHMARKS.md); a direct ``tx.submit_batch`` takes milliseconds.
-    What the leader does not take (refused, or the call failed) is gossiped instead. A new
-    leader is first sent this node's whole pool: the transactions the previous leader took
-    but did not commit live on only in the pools of the nodes they were submitted to.
-    Everything toward one leader, dialling included, stops when the leader changes (a frozen
-    leader answers nothing, not even the stream's protocol negotiation).
+    What is not taken (refused, or the call failed) is gossiped instead. A new leader is first
+    sent this node's whole pool: the transactions the previous leader took but did not commit
+    live on only in the pools of the nodes they were submitted to (and, for the leader's own
+    clients', its backup's). Everything toward one peer, dialling included, stops when the
+    leader changes (a frozen leader answers nothing, not even the stream's protocol
+    negotiation).
     """
     from p2pmkt.net.rpc_stream import open_rpc_stream
 
@@ -308,22 +320,30 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
     resend: list[bytes] = []
     while True:
         leader, term = driver.leader, driver.term
+        first: list[bytes] = []  # a backup is sent only what comes: it had the rest's blocks
         if driver.is_leader:
-            # Leading: what still waits here is pooled here and goes into this node's blocks;
-            # gossip it so the other pools hold it too, should this node fail.
-            while True:
-                try:
-                    gossip(txs.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            await driver.wait_leader_change()
-            continue
-        peer = members.peer_of(leader) if leader else None
+            target = backup()
+            if target is None:
+                # Leading with no follower at hand: gossip what waits, so that the other
+                # pools hold it should this node fail, and look for a backup again soon.
+                while True:
+                    try:
+                        gossip(txs.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                with trio.move_on_after(BACKUP_RETRY):
+                    await driver.wait_leader_change()
+                continue
+        else:
+            target = leader
+            if (leader, term) != resend_for:
+                resend_for, resend = (leader, term), [stx.encode() for stx in pooled()]
+            first = resend
+        peer = members.peer_of(target) if target else None
         if peer is None:
-            await driver.wait_leader_change()
+            with trio.move_on_after(BACKUP_RETRY):
+                await driver.wait_leader_change()
             continue
-        if (leader, term) != resend_for:
-            resend_for, resend = (leader, term), [stx.encode() for stx in pooled()]
         try:
             async with trio.open_nursery() as nursery:
 
@@ -333,10 +353,15 @@ async def _forward_to_leader(net: Any, driver: Any, members: Any,
 
                 nursery.start_soon(until_leader_changes)
                 async with open_rpc_stream(net, peer) as rpc:
-                    await _forward(rpc, txs, gossip, resend)
-        except Exception as exc:  # leader gone or stream refused: retry after a pause
-            log.debug(kv("forward_failed", leader=leader, error=repr(exc)))
+                    await _forward(rpc, txs, gossip, first)
+        except Exception as exc:  # peer gone or stream refused: retry after a pause
+            log.debug(kv("forward_failed", to=target, error=repr(exc)))
             await trio.sleep(0.2)  # back-off before re-dialling
+
+
+BACKUP_RETRY = 1.0
+"""Seconds between two looks for a peer to forward to when there is none (no leader, or a
+leader with no follower connected)."""
 
 
 FORWARD_BATCH = 512
@@ -349,9 +374,9 @@ async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Call
     sends only the rest), then in batches whatever queued while the previous calls were in
     flight, each as one ``tx.submit_batch`` (one round trip and one
     frame instead of one per transaction, which was most of the leader's CPU under load).
-    ``relay=False``: the leader does not gossip them; this node gossips each transaction the
-    leader did not pool, and a whole batch whose call failed or was cancelled. Runs until
-    cancelled or the stream breaks."""
+    ``relay=False``: the receiver pools them and passes them on no further; this node gossips
+    each transaction the receiver did not pool, and a whole batch whose call failed or was
+    cancelled. Runs until cancelled or the stream breaks."""
     in_flight = trio.Semaphore(4)  # batches pipelined on the one stream
 
     async def one(batch: list[bytes]) -> None:

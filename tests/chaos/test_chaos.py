@@ -140,3 +140,39 @@ async def test_a_follower_brings_its_transaction_to_the_next_leader_when_the_lea
         # The old leader, thawed, follows the new one to the same block.
         assert status.height is not None
         await wait_height(cl.addr(leader), status.height, timeout=60)
+
+
+async def test_the_leaders_own_clients_transaction_outlives_the_leader_through_its_backup(
+    tmp_path: Path,
+) -> None:
+    """A transaction the leader pooled from its own client, not yet in a block, commits after
+    the leader is killed, the client resubmitting nothing.
+
+    The leader hands what its clients submit to one follower, its backup (the first voter
+    after it in address order). The transaction has nonce 1 while nonce 0 is nowhere yet, so
+    no block can take it: it must be pending at the backup, and after the leader is killed
+    and nonce 0 is submitted to another follower, the backup must bring it to the next leader
+    (or put it in a block itself), well before the stale-pool sweep would (``STALE_AFTER``)."""
+    with Cluster(root=tmp_path / "net", submitters=1, rules=False) as cl:
+        cl.start()
+        leader = await wait_leader(cl, timeout=60)
+        address = {e.name: e.address for e in cl.net.nodes}
+        others = sorted((address[n], n) for n in cl.names if n != leader)
+        backup = next((n for a, n in others if a > address[leader]), others[0][1])
+        other = next(n for _, n in others if n != backup)
+        assert cl.root is not None
+        tx0, tx1 = presign([submitter_key(0)], load_genesis(cl.root / "genesis.json").chain_id, 2)[0]
+        async with open_client(cl.addr(leader)) as c:
+            await c.submit_tx(tx1)  # a future nonce: pooled, in no block
+        async with open_client(cl.addr(backup)) as b:
+            with trio.fail_after(10):
+                while await b.tx(tx1.txid) is None:  # noqa: ASYNC110 (another process: polled, with a deadline)
+                    await trio.sleep(0.05)
+        cl.kill(leader)
+        async with open_client(cl.addr(other)) as c:
+            await c.submit_tx(tx0)
+            t0 = trio.current_time()
+            status = await c.wait_tx_committed(tx1.txid, timeout=30)
+            took = trio.current_time() - t0
+        assert status.status == "committed", status
+        assert took < STALE_AFTER - 2, f"committed after {took:.1f} s: only the stale sweep moved it"

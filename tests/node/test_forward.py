@@ -1,11 +1,12 @@
-"""Forwarding to the leader (``p2pmkt.node.node._forward_to_leader``): what a follower gossips.
+"""Forwarding submitted transactions (``p2pmkt.node.node._forward_submitted``): what is gossiped.
 
-A follower hands the transactions its clients submit to the leader and gossips only what the
-leader did not pool: refused ones, and whole batches whose call failed. A new leader is sent
-the follower's pool first (the old leader may have died with them uncommitted); a node that
-becomes leader gossips what still waited to be forwarded. The rpc, driver and membership are
-fakes here; the multi-process path (a leader frozen with transactions in flight) is in
-``tests/chaos``.
+A follower hands the transactions its clients submit to the leader, the leader hands its own
+clients' to one follower (its backup), and each gossips only what was not pooled: refused
+ones, and whole batches whose call failed. A new leader is sent the follower's pool first (the
+old leader may have died with them uncommitted); a node that becomes leader hands what still
+waited to its backup, or gossips it when it has none. The rpc, driver and membership are
+fakes here; the multi-process paths (a leader frozen with transactions in flight, a leader
+killed with its own clients' transactions pooled) are in ``tests/chaos``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class Pooled:
         return self.data[0]
 
 
+def no_backup() -> None:
+    return None
+
+
 async def settled() -> None:
     """Return once the forwarder waits again (for a transaction, a leader change or a retry)."""
     with trio.fail_after(5):
@@ -97,8 +102,8 @@ async def test_only_what_the_leader_refuses_is_gossiped(calls: Calls) -> None:
     gossiped: list[bytes] = []
     driver = FakeDriver("A")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_to_leader, None, driver, Members(), recv,
-                           gossiped.append, list)
+        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
+                           gossiped.append, list, no_backup)
         for t in (b"good1", b"bad1", b"good2"):
             send.send_nowait(t)
         await settled()
@@ -114,8 +119,8 @@ async def test_a_batch_whose_call_fails_is_gossiped_whole(calls: Calls) -> None:
     send, recv = trio.open_memory_channel[bytes](100)
     gossiped: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_to_leader, None, FakeDriver("A"), Members(), recv,
-                           gossiped.append, list)
+        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("A"), Members(), recv,
+                           gossiped.append, list, no_backup)
         send.send_nowait(b"good1")
         await settled()
         assert gossiped == [b"good1"], "the failed batch gossiped"
@@ -129,8 +134,8 @@ async def test_a_new_leader_gets_the_pool_first_and_a_reconnect_does_not_resend_
     pool = [Pooled(b"p1"), Pooled(b"p2")]
     driver = FakeDriver("A", term=1)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_to_leader, None, driver, Members(), recv,
-                           [].append, lambda: pool)
+        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
+                           [].append, lambda: pool, no_backup)
         await settled()
         assert len(calls) == 1, "the pool sent to A"
         assert calls[0] == ("peer-A", [b"p1", b"p2"])
@@ -149,15 +154,15 @@ async def test_a_new_leader_gets_the_pool_first_and_a_reconnect_does_not_resend_
         nursery.cancel_scope.cancel()
 
 
-async def test_a_node_that_becomes_leader_gossips_what_waited_to_be_forwarded(
+async def test_a_node_that_becomes_leader_gossips_what_waited_when_it_has_no_backup(
     calls: Calls,
 ) -> None:
     send, recv = trio.open_memory_channel[bytes](100)
     gossiped: list[bytes] = []
     driver = FakeDriver(None)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_to_leader, None, driver, Members(), recv,
-                           gossiped.append, list)
+        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
+                           gossiped.append, list, no_backup)
         send.send_nowait(b"w1")
         send.send_nowait(b"w2")
         await trio.testing.wait_all_tasks_blocked()
@@ -167,6 +172,54 @@ async def test_a_node_that_becomes_leader_gossips_what_waited_to_be_forwarded(
         assert gossiped == [b"w1", b"w2"], "the waiting ones gossiped"
         nursery.cancel_scope.cancel()
     assert calls == []
+
+
+async def test_the_leader_hands_its_clients_transactions_to_its_backup_not_its_pool(
+    calls: Calls,
+) -> None:
+    send, recv = trio.open_memory_channel[bytes](100)
+    gossiped: list[bytes] = []
+    driver = FakeDriver(None)
+    backup = ["F"]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
+                           gossiped.append, lambda: [Pooled(b"p1")], lambda: backup[0])
+        send.send_nowait(b"w1")
+        await trio.testing.wait_all_tasks_blocked()
+        driver.change("me", term=2, is_leader=True)
+        await settled()
+        assert calls == [("peer-F", [b"w1"])], "what waited goes to the backup; the pool does not"
+        send.send_nowait(b"t1")
+        send.send_nowait(b"bad1")
+        await settled()
+        assert calls[1:] == [("peer-F", [b"t1", b"bad1"])]
+        assert gossiped == [b"bad1"], "only what the backup refused is gossiped"
+        # Leadership lost: the same node forwards to the new leader, its pool first.
+        driver.change("B", term=3)
+        await settled()
+        assert calls[2:] == [("peer-B", [b"p1"])]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_leader_whose_backup_fails_gossips_and_finds_another(
+    calls: Calls, autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls.failing.add("peer-F")
+    send, recv = trio.open_memory_channel[bytes](100)
+    gossiped: list[bytes] = []
+    backup = ["F"]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("me", is_leader=True),
+                           Members(), recv, gossiped.append, list, lambda: backup[0])
+        send.send_nowait(b"t1")
+        await settled()
+        assert gossiped == [b"t1"], "the failed batch gossiped"
+        backup[0] = "G"  # F is gone; the next look finds G
+        await trio.sleep(1)
+        send.send_nowait(b"t2")
+        await settled()
+        assert calls[-1] == ("peer-G", [b"t2"])
+        nursery.cancel_scope.cancel()
 
 
 async def test_a_refused_batch_is_gossiped() -> None:
@@ -202,8 +255,8 @@ async def test_a_dial_to_a_frozen_leader_is_abandoned_when_the_leader_changes(
     send, recv = trio.open_memory_channel[bytes](10)
     driver = FakeDriver("A")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_to_leader, None, driver, Members(), recv,
-                           [].append, lambda: [Pooled(b"p1")])
+        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
+                           [].append, lambda: [Pooled(b"p1")], no_backup)
         send.send_nowait(b"t1")
         await settled()
         assert calls == []
