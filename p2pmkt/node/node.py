@@ -434,9 +434,9 @@ STALE_AFTER = 10.0
 
 
 async def _reannounce(chain: ChainService, announce: Any) -> None:
-    """Pass on again transactions that sat in the pool too long: gossiped by a leader,
-    forwarded by a follower (a lost bundle, or a leader that dropped what it took, must not
-    stall their sender's later nonces behind them)."""
+    """Hand over again transactions that sat in the pool too long (a lost bundle, or a
+    leader that dropped what it took, must not stall their sender's later nonces behind
+    them); what the receiver refuses is gossiped."""
     while True:
         await trio.sleep(2.0)  # period of the stale-transaction sweep
         for stx in chain.stale_pending(older_than=STALE_AFTER, limit=500):

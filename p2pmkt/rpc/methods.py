@@ -112,10 +112,11 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "tx.submit",
-            "Submit a signed transaction; it is checked and pooled, then passed on toward the "
-            "block: the Raft leader gossips it to every node, a follower hands it to the leader "
-            "(and gossips it only if the leader refuses it or cannot be reached). Any node "
-            "works; the leader (`node.info`'s `leader`) saves a hop.",
+            "Submit a signed transaction; it is checked and pooled, then handed to a second "
+            "validator so that two pools hold it: a follower hands it to the leader, the Raft "
+            "leader to one follower (its backup, which brings it to the next leader should this "
+            "one fail). Only what is refused there, or cannot be handed over, is gossiped to "
+            "every node. Any node works; the leader (`node.info`'s `leader`) saves a hop.",
             (Field("tx", "bytes", "the signed transaction's wire bytes (§Transactions)"),),
             (Field("txid", "bytes32", "sha256 of the transaction body"),),
             (ErrorCode.INVALID_TX, ErrorCode.BAD_SIGNATURE, ErrorCode.BAD_NONCE,
@@ -130,9 +131,10 @@ METHODS: dict[str, MethodSpec] = {
             (
                 Field("txs", "list[bytes]", f"signed transactions' wire bytes, at most "
                       f"{MAX_BATCH_TXS}", max_items=MAX_BATCH_TXS),
-                Field("relay", "bool", "gossip the accepted ones (default true; a follower "
-                      "forwarding to the leader sends false: it gossips only what the leader "
-                      "refuses)", required=False, default=True),
+                Field("relay", "bool", "pass the accepted ones on as tx.submit does (default "
+                      "true; a node handing its clients' transactions to the leader or to a "
+                      "backup sends false: it gossips only what the receiver refuses)",
+                      required=False, default=True),
             ),
             (Field("results", "list[map]", "one per transaction, in order: {\"txid\": bytes32} "
                    "when pooled (or already known), else {\"code\": uint, \"reason\": text, "
@@ -141,9 +143,9 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "tx.get",
             "Where a transaction stands. A pending transaction is known to the node it was "
-            "submitted to and to the leader (every node, if it was submitted to the leader); "
-            "other nodes answer NOT_FOUND until its block arrives, so ask the node you "
-            "submitted to.",
+            "submitted to and to the leader (to the leader and its backup, if it was submitted "
+            "to the leader); other nodes answer NOT_FOUND until its block arrives, so ask the "
+            "node you submitted to.",
             (Field("txid", "bytes32", "transaction id"),),
             (
                 Field("txid", "bytes32", "transaction id"),
