@@ -141,3 +141,14 @@ __all__ = [
     "StorageFull",
     "UnknownKind",
 ]
+
+
+def group_leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, depth first; ``[exc]`` for a plain one.
+
+    Trio nurseries wrap what escapes them in groups; callers use this to see the errors.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for e in exc.exceptions for leaf in group_leaves(e)]
+

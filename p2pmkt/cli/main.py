@@ -78,16 +78,11 @@ def unwrap_group(exc: BaseException) -> BaseException:
     A Ctrl-C or a failed dial inside a nursery reaches us wrapped in a group; users should
     see the error, not a group traceback.
     """
+    from p2pmkt.errors import group_leaves
+
     if not isinstance(exc, BaseExceptionGroup):
         return exc
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [exc]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, BaseExceptionGroup):
-            stack.extend(e.exceptions)
-        else:
-            leaves.append(e)
+    leaves = group_leaves(exc)
     if leaves and all(isinstance(e, KeyboardInterrupt) for e in leaves):
         return leaves[0]
     return leaves[0] if len(leaves) == 1 else exc

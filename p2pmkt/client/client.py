@@ -27,6 +27,7 @@ import trio
 from p2pmkt.chain.block import Block, decode_block
 from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.errors import group_leaves
 from p2pmkt.net.host import Net, NetConfig, open_net
 from p2pmkt.net.rpc_stream import RpcStreamClient, open_rpc_stream
 from p2pmkt.rpc.methods import EVENT_KINDS, MAX_BATCH_TXS
@@ -210,8 +211,19 @@ async def open_client(addr: str, key: PrivateKey | None = None) -> AsyncIterator
     Raises:
         DialFailed: the node is unreachable or is not the peer named in ``addr``.
         ProtocolRefused / StreamClosed: the node does not serve the RPC protocol.
+
+    These, and what the body of ``async with`` raises, reach the caller as themselves, not
+    wrapped in the exception groups of the client's internal nurseries (``except
+    trio.TooSlowError`` around a ``wait_tx_committed`` works); only several errors at once
+    stay a group.
     """
-    async with open_net(key, CLIENT_NET_CONFIG) as net:
-        peer = await net.connect(addr)
-        async with open_rpc_stream(net, peer) as rpc:
-            yield Client(net, rpc)
+    try:
+        async with open_net(key, CLIENT_NET_CONFIG) as net:
+            peer = await net.connect(addr)
+            async with open_rpc_stream(net, peer) as rpc:
+                yield Client(net, rpc)
+    except BaseExceptionGroup as group:
+        leaves = group_leaves(group)
+        if len(leaves) != 1:
+            raise
+        raise leaves[0] from leaves[0].__cause__  # the very exception, its cause kept
