@@ -365,7 +365,14 @@ leader with no follower connected)."""
 
 
 FORWARD_BATCH = 512
-"""Transactions one forwarding call to the leader carries at most."""
+"""Transactions one forwarding call carries at most."""
+FORWARD_BATCH_BYTES = 2 * 1024 * 1024
+"""Wire bytes one forwarding call carries at most (but one transaction), well inside the RPC
+frame limit (4 MiB by default): bounded by count alone, a backlog of 2,000-visit packs (~107
+kB each) could make a batch of tens of MB, which the receiver refuses whole (and which would
+then all be gossiped)."""
+FORWARD_CALL_TIMEOUT = 10.0
+"""Seconds a forwarding call may take before its batch is gossiped and the stream redialled."""
 
 
 async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Callable[[bytes], None],
@@ -381,10 +388,13 @@ async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Call
 
     async def one(batch: list[bytes]) -> None:
         try:
-            result = await rpc.call("tx.submit_batch", {"txs": batch, "relay": False})
+            # Bounded: a frozen backup (a leader's peer, not the leader) is never given up
+            # by a leader change; its calls would hang, with every later batch behind them.
+            with trio.fail_after(FORWARD_CALL_TIMEOUT):
+                result = await rpc.call("tx.submit_batch", {"txs": batch, "relay": False})
         except BaseException as exc:
-            # Refused as a whole (e.g. the frame limit), the stream broke (leader gone?) or
-            # this task was cancelled: gossip carries the batch instead.
+            # Refused as a whole, the stream broke (peer gone?), no answer in time, or this
+            # task was cancelled: gossip carries the batch instead.
             for data in batch:
                 gossip(data)
             if isinstance(exc, P2pmktError):
@@ -396,20 +406,45 @@ async def _forward(rpc: Any, txs: trio.MemoryReceiveChannel[bytes], gossip: Call
             if "txid" not in verdict:
                 gossip(data)
 
-    async with trio.open_nursery() as nursery:
-        while first:
-            await in_flight.acquire()
-            nursery.start_soon(one, first[:FORWARD_BATCH])
-            del first[:FORWARD_BATCH]
-        async for data in txs:
-            await in_flight.acquire()
-            batch = [data]
-            while len(batch) < FORWARD_BATCH:
+    carry: list[bytes] = []  # taken from the channel but over the last batch's byte bound
+    try:
+        async with trio.open_nursery() as nursery:
+            while first:
+                await in_flight.acquire()
+                n = _batch_length(first)
+                nursery.start_soon(one, first[:n])
+                del first[:n]
+            while True:
+                await in_flight.acquire()
                 try:
-                    batch.append(txs.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            nursery.start_soon(one, batch)
+                    batch = [carry.pop() if carry else await txs.receive()]
+                except trio.EndOfChannel:
+                    return
+                size = len(batch[0])
+                while len(batch) < FORWARD_BATCH:
+                    try:
+                        data = txs.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    if size + len(data) > FORWARD_BATCH_BYTES:
+                        carry.append(data)
+                        break
+                    batch.append(data)
+                    size += len(data)
+                nursery.start_soon(one, batch)
+    finally:
+        for data in carry:  # cancelled holding it: gossip, as a cancelled batch is
+            gossip(data)
+
+
+def _batch_length(txs: Sequence[bytes]) -> int:
+    """How many of ``txs``, from the first, make one forwarding batch (at least one)."""
+    size = 0
+    for n, data in enumerate(txs[:FORWARD_BATCH]):
+        size += len(data)
+        if size > FORWARD_BATCH_BYTES and n:
+            return n
+    return min(len(txs), FORWARD_BATCH)
 
 
 async def _watch_leader_connection(net: Any, driver: Any, members: Any, period: float) -> None:

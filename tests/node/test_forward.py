@@ -264,3 +264,59 @@ async def test_a_dial_to_a_frozen_leader_is_abandoned_when_the_leader_changes(
         await settled()
         assert calls == [("peer-B", [b"p1"]), ("peer-B", [b"t1"])]
         nursery.cancel_scope.cancel()
+
+
+async def test_batches_are_bounded_by_bytes_and_a_carried_transaction_is_not_lost(
+    calls: Calls,
+) -> None:
+    big = node_mod.FORWARD_BATCH_BYTES // 3 + 1  # three of them overflow one batch
+    txs = [bytes([i]) * big for i in range(7)]
+    send, recv = trio.open_memory_channel[bytes](100)
+    for t in txs:
+        send.send_nowait(t)
+    gossiped: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("A"), Members(), recv,
+                           gossiped.append, list, no_backup)
+        await settled()
+        nursery.cancel_scope.cancel()
+    sent = [batch for _, batch in calls]
+    assert [t for batch in sent for t in batch] == txs, "all of them, once, in order"
+    assert all(sum(map(len, b)) <= node_mod.FORWARD_BATCH_BYTES for b in sent)
+    assert [len(b) for b in sent] == [2, 2, 2, 1]
+    assert gossiped == []
+
+
+def test_a_resent_pool_is_cut_by_bytes_too() -> None:
+    big = node_mod.FORWARD_BATCH_BYTES // 2
+    assert node_mod._batch_length([b"x" * big] * 5) == 2
+    assert node_mod._batch_length([b"x" * (2 * big + 1)] * 3) == 1  # one alone, however large
+    assert node_mod._batch_length([b"x"] * 3) == 3
+    assert node_mod._batch_length([b"x"] * (node_mod.FORWARD_BATCH + 5)) == node_mod.FORWARD_BATCH
+
+
+async def test_a_call_that_never_answers_is_given_up_and_its_batch_gossiped(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A frozen backup: the leader's forwarding is never cancelled by a leader change."""
+    class Hanging:
+        async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            await trio.sleep_forever()
+            raise AssertionError
+
+    @asynccontextmanager
+    async def open_rpc_stream(net: Any, peer: str) -> AsyncIterator[Hanging]:
+        yield Hanging()
+
+    import p2pmkt.net.rpc_stream as rpc_stream
+    monkeypatch.setattr(rpc_stream, "open_rpc_stream", open_rpc_stream)
+    send, recv = trio.open_memory_channel[bytes](10)
+    gossiped: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("me", is_leader=True),
+                           Members(), recv, gossiped.append, list, lambda: "F")
+        send.send_nowait(b"t1")
+        await trio.sleep(node_mod.FORWARD_CALL_TIMEOUT + 1)
+        assert gossiped == [b"t1"]
+        nursery.cancel_scope.cancel()
+
