@@ -271,9 +271,9 @@ def _session(
     # choices cost 5-10 times as much in Python, and a load generator sharing the nodes'
     # cores should not spend them (tools/bench/cycle.py).
     draw = rng.random
-    b, d, _ = _CHANNEL_METHODS.get(stream.channel, profile.methods)
-    u = draw() * sum(_CHANNEL_METHODS.get(stream.channel, profile.methods))
-    method = _METHODS[0] if u < b else _METHODS[1] if u < b + d else _METHODS[2]
+    weights = _CHANNEL_METHODS.get(stream.channel, profile.methods)
+    u = draw() * sum(weights)
+    method = _METHODS[0] if u < weights[0] else _METHODS[1] if u < weights[0] + weights[1] else _METHODS[2]
     r = rng.getrandbits(32)
     ip = f"{11 + (r >> 24) % 213}.{(r >> 16) & 255}.{(r >> 8) & 255}.{1 + (r & 255) % 254}"
     account = f"u{int(draw() * 5000):04d}" if draw() < profile.login_share else ""

@@ -173,10 +173,11 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
         follower) cost a third of the visit throughput (BENCHMARKS.md). It stays in this
         node's pool until its block.
         """
+        data = stx.encode()
         try:
-            forward_send.send_nowait(stx.encode())
+            forward_send.send_nowait(data)
         except trio.WouldBlock:
-            gossip(stx.encode())  # forwarding is far behind: gossip carries it instead
+            gossip(data)  # forwarding is far behind: gossip carries it instead
 
     unwatch_gc = metrics.watch_gc()
     try:
@@ -320,7 +321,9 @@ async def _forward_submitted(net: Any, driver: Any, members: Any,
     resend: list[bytes] = []
     while True:
         leader, term = driver.leader, driver.term
-        first: list[bytes] = []  # a backup is sent only what comes: it had the rest's blocks
+        # A backup is sent only what arrives from now on: a new leader's pool puts its older
+        # transactions in the next blocks, and handing it all over would only delay those.
+        first: list[bytes] = []
         if driver.is_leader:
             target = backup()
             if target is None:
