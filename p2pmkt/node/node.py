@@ -170,8 +170,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
         fail first. Only what is refused, or cannot be handed over, is gossiped to every node.
         Gossiping every transaction made every other node check and pool it before its block,
         which brings it anyway, and a leader's gossip (each message forwarded on by every
-        follower) cost a third of the visit throughput (BENCHMARKS.md). It stays in this
-        node's pool until its block.
+        follower) tripled the block cycle under a visit load on the leader and cost it 10–20 %
+        of its visits/s (BENCHMARKS.md). It stays in this node's pool until its block.
         """
         data = stx.encode()
         try:
