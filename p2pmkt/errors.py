@@ -140,6 +140,7 @@ __all__ = [
     "StorageError",
     "StorageFull",
     "UnknownKind",
+    "group_leaves",
 ]
 
 
@@ -151,4 +152,3 @@ def group_leaves(exc: BaseException) -> list[BaseException]:
     if not isinstance(exc, BaseExceptionGroup):
         return [exc]
     return [leaf for e in exc.exceptions for leaf in group_leaves(e)]
-

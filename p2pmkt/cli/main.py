@@ -80,12 +80,10 @@ def unwrap_group(exc: BaseException) -> BaseException:
     """
     from p2pmkt.errors import group_leaves
 
-    if not isinstance(exc, BaseExceptionGroup):
-        return exc
-    leaves = group_leaves(exc)
-    if leaves and all(isinstance(e, KeyboardInterrupt) for e in leaves):
+    leaves = group_leaves(exc)  # [exc] for a plain exception
+    if len(leaves) == 1 or all(isinstance(e, KeyboardInterrupt) for e in leaves):
         return leaves[0]
-    return leaves[0] if len(leaves) == 1 else exc
+    return exc
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -199,21 +199,6 @@ class DemoWorld:
         out.sort(key=_TIME)
         return [Visit(*row) for row in out]
 
-    def session_visits(
-        self, merchant: str, info: MarketingInfo | None, start_ms: int, duration_ms: int
-    ) -> list[Visit]:
-        """Every visit of the sessions that *start* in ``[start_ms, start_ms + duration_ms)``.
-
-        For streaming load (the demo's terminal): no warm-up and nothing cut, so the cost is
-        proportional to the visits produced even for short windows; later steps of a session
-        carry times past the window's end (visit time is data, not a clock). Back-to-back
-        windows give a continuous stream.
-
-        Raises:
-            KeyError: unknown merchant.
-        """
-        return [Visit(*row) for row in self.session_rows(merchant, info, start_ms, duration_ms)]
-
     def expected_rate(self, merchant: str, info: MarketingInfo | None, at_ms: int) -> float:
         """Visits per second the model expects of ``merchant`` at ``at_ms`` (no sampling).
 
@@ -227,10 +212,17 @@ class DemoWorld:
     def session_rows(
         self, merchant: str, info: MarketingInfo | None, start_ms: int, duration_ms: int
     ) -> list[_Row]:
-        """:meth:`session_visits` in wire form (``Visit.to_wire()`` order, as tuples).
+        """Every visit of the sessions that *start* in ``[start_ms, start_ms + duration_ms)``,
+        in wire form (``Visit.to_wire()`` order, as tuples), sorted by time.
 
-        The same visits from the same random draws; what a load generator packs, without a
-        ``Visit`` per visit (building and unbuilding one was a third of the generator's time).
+        For streaming load (the demo's terminal): no warm-up and nothing cut, so the cost is
+        proportional to the visits produced even for short windows; later steps of a session
+        carry times past the window's end (visit time is data, not a clock). Back-to-back
+        windows give a continuous stream. Rows, not ``Visit`` values: a load generator packs
+        them, and building and unbuilding a ``Visit`` per visit was a fifth of its time.
+
+        Raises:
+            KeyError: unknown merchant.
         """
         profile = self.profiles[merchant]
         rng = random.Random(f"p2pmkt-demo-stream/{self.seed}/{merchant}/{start_ms}/{duration_ms}")

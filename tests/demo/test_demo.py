@@ -39,12 +39,13 @@ def test_visits_are_a_pure_function_of_seed_and_inputs() -> None:
     assert DemoWorld(2).visits("acme", info, T0, 5 * MINUTE) != a
 
 
-def test_session_rows_are_session_visits_in_wire_form() -> None:
+def test_session_rows_are_valid_visits_in_wire_form_in_time_order() -> None:
     world, info = DemoWorld(6, scale=3), starting_info("acme")
     rows = world.session_rows("acme", info, T0, MINUTE)
     assert len(rows) > 100
-    assert [Visit(*r) for r in rows] == world.session_visits("acme", info, T0, MINUTE)
-    assert all(list(r) == Visit(*r).to_wire() for r in rows)
+    assert all(Visit.from_wire(list(r)).to_wire() == list(r) for r in rows)
+    assert [r[2] for r in rows] == sorted(r[2] for r in rows) and rows[0][2] >= T0
+    assert world.session_rows("acme", info, T0, MINUTE) == rows  # a function of its inputs
 
 
 @pytest.mark.parametrize("hour", [3, 9, 15, 21])

@@ -71,6 +71,14 @@ def no_backup() -> None:
     return None
 
 
+def start_forwarder(
+    nursery: trio.Nursery, driver: FakeDriver, recv: trio.MemoryReceiveChannel[bytes],
+    gossip: Any, *, pooled: Any = list, backup: Any = no_backup,
+) -> None:
+    """Run the forwarder under test (fake net and membership) in ``nursery``."""
+    nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv, gossip, pooled, backup)
+
+
 async def settled() -> None:
     """Return once the forwarder waits again (for a transaction, a leader change or a retry)."""
     with trio.fail_after(5):
@@ -102,8 +110,7 @@ async def test_only_what_the_leader_refuses_is_gossiped(calls: Calls) -> None:
     gossiped: list[bytes] = []
     driver = FakeDriver("A")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
-                           gossiped.append, list, no_backup)
+        start_forwarder(nursery, driver, recv, gossiped.append)
         for t in (b"good1", b"bad1", b"good2"):
             send.send_nowait(t)
         await settled()
@@ -119,8 +126,7 @@ async def test_a_batch_whose_call_fails_is_gossiped_whole(calls: Calls) -> None:
     send, recv = trio.open_memory_channel[bytes](100)
     gossiped: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("A"), Members(), recv,
-                           gossiped.append, list, no_backup)
+        start_forwarder(nursery, FakeDriver("A"), recv, gossiped.append)
         send.send_nowait(b"good1")
         await settled()
         assert gossiped == [b"good1"], "the failed batch gossiped"
@@ -134,8 +140,7 @@ async def test_a_new_leader_gets_the_pool_first_and_a_reconnect_does_not_resend_
     pool = [Pooled(b"p1"), Pooled(b"p2")]
     driver = FakeDriver("A", term=1)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
-                           [].append, lambda: pool, no_backup)
+        start_forwarder(nursery, driver, recv, [].append, pooled=lambda: pool)
         await settled()
         assert len(calls) == 1, "the pool sent to A"
         assert calls[0] == ("peer-A", [b"p1", b"p2"])
@@ -161,8 +166,7 @@ async def test_a_node_that_becomes_leader_gossips_what_waited_when_it_has_no_bac
     gossiped: list[bytes] = []
     driver = FakeDriver(None)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
-                           gossiped.append, list, no_backup)
+        start_forwarder(nursery, driver, recv, gossiped.append)
         send.send_nowait(b"w1")
         send.send_nowait(b"w2")
         await trio.testing.wait_all_tasks_blocked()
@@ -180,10 +184,9 @@ async def test_the_leader_hands_its_clients_transactions_to_its_backup_not_its_p
     send, recv = trio.open_memory_channel[bytes](100)
     gossiped: list[bytes] = []
     driver = FakeDriver(None)
-    backup = ["F"]
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
-                           gossiped.append, lambda: [Pooled(b"p1")], lambda: backup[0])
+        start_forwarder(nursery, driver, recv, gossiped.append, pooled=lambda: [Pooled(b"p1")],
+                        backup=lambda: "F")
         send.send_nowait(b"w1")
         await trio.testing.wait_all_tasks_blocked()
         driver.change("me", term=2, is_leader=True)
@@ -209,8 +212,8 @@ async def test_a_leader_whose_backup_fails_gossips_and_finds_another(
     gossiped: list[bytes] = []
     backup = ["F"]
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("me", is_leader=True),
-                           Members(), recv, gossiped.append, list, lambda: backup[0])
+        start_forwarder(nursery, FakeDriver("me", is_leader=True), recv, gossiped.append,
+                        backup=lambda: backup[0])
         send.send_nowait(b"t1")
         await settled()
         assert gossiped == [b"t1"], "the failed batch gossiped"
@@ -255,8 +258,7 @@ async def test_a_dial_to_a_frozen_leader_is_abandoned_when_the_leader_changes(
     send, recv = trio.open_memory_channel[bytes](10)
     driver = FakeDriver("A")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, driver, Members(), recv,
-                           [].append, lambda: [Pooled(b"p1")], no_backup)
+        start_forwarder(nursery, driver, recv, [].append, pooled=lambda: [Pooled(b"p1")])
         send.send_nowait(b"t1")
         await settled()
         assert calls == []
@@ -276,8 +278,7 @@ async def test_batches_are_bounded_by_bytes_and_a_carried_transaction_is_not_los
         send.send_nowait(t)
     gossiped: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("A"), Members(), recv,
-                           gossiped.append, list, no_backup)
+        start_forwarder(nursery, FakeDriver("A"), recv, gossiped.append)
         await settled()
         nursery.cancel_scope.cancel()
     sent = [batch for _, batch in calls]
@@ -313,8 +314,8 @@ async def test_a_call_that_never_answers_is_given_up_and_its_batch_gossiped(
     send, recv = trio.open_memory_channel[bytes](10)
     gossiped: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(node_mod._forward_submitted, None, FakeDriver("me", is_leader=True),
-                           Members(), recv, gossiped.append, list, lambda: "F")
+        start_forwarder(nursery, FakeDriver("me", is_leader=True), recv, gossiped.append,
+                        backup=lambda: "F")
         send.send_nowait(b"t1")
         await trio.sleep(node_mod.FORWARD_CALL_TIMEOUT + 1)
         assert gossiped == [b"t1"]
