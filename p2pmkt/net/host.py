@@ -24,8 +24,11 @@ Leaving the context cancels our tasks, then stops the host and pubsub (about 1 m
 
 py-libp2p's own logger is WARNING, ``propagate=False`` and handler-less, so its (mostly
 expected) errors go to stderr through ``logging.lastResort``; :func:`tame_libp2p_logging`
-silences it (``LIBP2P_DEBUG`` still works for debugging). Its AutoConnector, which only ever
-dials public addresses and logs a line per attempt, is given a zero connection target.
+silences it (``LIBP2P_DEBUG`` still works for debugging).
+
+Two py-libp2p 0.8.1 behaviours are replaced on each host (each function says why):
+:func:`_free_inbound_slot_on_close` (the swarm refused every inbound connection after its
+300th) and :func:`_switch_off_auto_connector` (a second dialer beside our discovery).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from libp2p.crypto.secp256k1 import Secp256k1PrivateKey
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
+from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
@@ -271,11 +275,73 @@ class Net:
 
 
 async def _close_swarm(host: Any) -> None:
+    """Close every connection's socket, then the listeners and the rest of the swarm.
+
+    py-libp2p's own close of a connection sleeps 0.2 s (0.1 s in Yamux, 0.1 s in SwarmConn),
+    one connection after another: every client's exit, every CLI command, paid it. Closing the
+    sockets directly is what that ends in (the peer sees end-of-stream, as when a process
+    exits), without the wait; the connections' tasks then go with the host's.
+    """
+    swarm = host.get_network()
     with trio.CancelScope(shield=True), trio.move_on_after(2.0):
         try:
-            await host.get_network().close()
+            conns = [c for cs in swarm.connections.values() for c in cs]
+            swarm.connections.clear()
+            for conn in conns:
+                await _close_quietly(conn.muxed_conn.secured_conn)
+            await swarm.close()
         except Exception as exc:
             log.debug("closing the swarm failed: %r", exc)
+
+
+def _free_inbound_slot_on_close(swarm: Any) -> None:
+    """Make each inbound TCP connection hold its inbound slot only while it is open.
+
+    py-libp2p 0.8.1 keeps the task that accepted an inbound connection, and with it one of
+    the swarm's ``max_connections`` (300) inbound slots, until the *host* stops (its handler
+    ends in ``await self.manager.wait_finished()``): after 300 inbound connections in its
+    life, however short each was, a node refuses every new one (the dialer sees "failed to
+    negotiate the secure protocol"), and every accepted connection's task is kept. Measured:
+    the 301st sequential client connection failed. This replaces the handler behind the
+    inbound limiter by one that upgrades the connection the same way and then waits for
+    *that* connection to close. (The QUIC/WebTransport branch it drops is never used: we
+    listen on TCP only.)
+    """
+
+    async def handle_inbound(read_write_closer: Any, maddr: Any, _failure_event: Any) -> None:
+        remote = swarm._build_remote_multiaddr(read_write_closer)
+        if remote is not None and not await swarm.connection_gate.is_allowed(remote):
+            await _close_quietly(read_write_closer)
+            return
+        raw = RawConnection(read_write_closer, False)
+        try:
+            muxed = await swarm.upgrade_inbound_raw_conn(raw, maddr)
+        except Exception as exc:  # a failed handshake is a refused dial, not our error
+            log.debug("inbound connection from %s not upgraded: %r", remote, exc)
+            await _close_quietly(raw)
+            return
+        await muxed.event_closed.wait()
+
+    swarm._do_handle_inbound_connection = handle_inbound
+
+
+def _switch_off_auto_connector(swarm: Any) -> None:
+    """py-libp2p 0.8.1's AutoConnector aims at half its high watermark (150 connections) and
+    dials whatever its peerstore holds, every 30 s and after each disconnect. Our discovery
+    (:mod:`p2pmkt.net.discovery`) decides whom a node dials; a second dialer would redial
+    peers we dropped and log two lines per attempt. Its tick stays, doing nothing."""
+
+    async def nothing() -> None:
+        return None
+
+    swarm.auto_connector.maybe_connect = nothing
+
+
+async def _close_quietly(conn: Any) -> None:
+    try:
+        await conn.close()
+    except Exception:
+        pass
 
 
 def _libp2p_key_pair(key: PrivateKey) -> KeyPair:
@@ -321,6 +387,8 @@ async def open_net(
         ),
         enable_mDNS=config.mdns,
     )
+    _free_inbound_slot_on_close(host.get_network())
+    _switch_off_auto_connector(host.get_network())
     async with AsyncExitStack() as stack:
         gossip: Gossip | None = None
         if config.gossip is not None:
