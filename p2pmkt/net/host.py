@@ -183,7 +183,8 @@ class Net:
         except trio.TooSlowError as exc:
             raise DialFailed(f"dialing {info.peer_id} took longer than {limit} s") from exc
         except Exception as exc:
-            raise DialFailed(f"cannot connect to {info.peer_id}: {type(exc).__name__}: {exc}") from exc
+            raise DialFailed(f"cannot connect to {info.peer_id} at {', '.join(map(str, info.addrs))}: "
+                             f"{_root_cause(exc)}") from exc
 
     def add_peer_addrs(self, peer_id: str, addrs: list[str]) -> None:
         """Tell the peerstore where ``peer_id`` listens (used by dials without addresses)."""
@@ -292,6 +293,21 @@ async def _close_swarm(host: Any) -> None:
             await swarm.close()
         except Exception as exc:
             log.debug("closing the swarm failed: %r", exc)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """What actually failed in a py-libp2p dial, e.g. ``OSError: [Errno 111] Connect call
+    failed ('127.0.0.1', 21129)``: py-libp2p wraps it four deep (``SwarmDialAllFailedError``
+    from a ``MultiError`` of ``SwarmException`` from ``OpenConnectionError`` from trio's group
+    of connect attempts), and none of the wrappers' texts says why."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 16:
+        seen.append(cur)
+        inner = getattr(cur, "errors", None) or getattr(cur, "exceptions", None)  # the first
+        cur = inner[0] if isinstance(inner, list | tuple) and inner else cur.__cause__
+    root = seen[-1]
+    return f"{type(root).__name__}: {root}"
 
 
 def _free_inbound_slot_on_close(swarm: Any) -> None:

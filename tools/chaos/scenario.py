@@ -42,9 +42,9 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -55,6 +55,8 @@ FAULTS = ("kill", "kill-leader", "pause")
 NETNS_FAULTS = ("cut", "cut-leader")
 NODE_FAULTS = ("clock-jump", "map-full")
 """In-node faults; ``map-full`` needs a node given a small map before the cluster starts."""
+
+_T = TypeVar("_T")
 
 CLOCK_JUMP_MS = 3_600_000
 """How far the ``clock-jump`` fault moves the leader's clock: one hour ahead, then behind."""
@@ -208,6 +210,33 @@ async def inject(cluster: Cluster, kind: str, tracker: Tracker, alive: list[str]
     return record
 
 
+async def _read_node(
+    cluster: Cluster, name: str, report: Report,
+    read: Callable[[str], Awaitable[dict[int, _T]]], *, limit: float = 30.0,
+) -> dict[int, _T]:
+    """``read(name's address)``, retried while the node cannot be reached, for ``limit`` s.
+
+    A node that stays unreachable is a violation that says why (its process's exit status
+    and the tail of its log), not an exception: the other checks still run (on an empty
+    result for that node).
+    """
+    from p2pmkt.net.errors import NetworkError
+
+    last: Exception | None = None
+    with trio.move_on_after(limit):
+        while True:
+            try:
+                return await read(cluster.addr(name))
+            except NetworkError as exc:
+                last = exc
+                await trio.sleep(0.5)  # the node is not serving (yet): retried, with the deadline
+    status = cluster.exit_status(name)
+    state = "running" if status is None else f"exited with status {status}"
+    report.violations.append(f"{name} unreachable for the final checks ({state}): {last}\n"
+                             f"{cluster.log_tail(name, 20)}")
+    return {}
+
+
 async def check_invariants(cluster: Cluster, tracker: Tracker, report: Report, *, settle: float = 60) -> None:
     """See the module docstring; appends to ``report.violations``."""
     # All nodes reach one head (no load is running now).
@@ -230,7 +259,7 @@ async def check_invariants(cluster: Cluster, tracker: Tracker, report: Report, *
         report.violations.append(f"two blocks at height {h}: {old.hex()[:16]} and {new.hex()[:16]} (from {src})")
     per_node = {}
     for n in cluster.names:
-        per_node[n] = await block_hashes(cluster.addr(n), 1, top)
+        per_node[n] = await _read_node(cluster, n, report, lambda addr: block_hashes(addr, 1, top))
     ref = per_node[cluster.names[0]]
     for n, hs in per_node.items():
         diff = [h for h in range(1, top + 1) if hs.get(h) != ref.get(h)]
@@ -240,9 +269,9 @@ async def check_invariants(cluster: Cluster, tracker: Tracker, report: Report, *
         if h <= top and ref.get(h) != bh:
             report.violations.append(f"height {h}: acknowledged hash {bh.hex()[:16]} is not in the final chain")
     # Acknowledged transactions are in the final chain at the height they were acknowledged at.
-    txs = await block_txids(cluster.addr(cluster.names[0]), 1, top)
+    txs = await _read_node(cluster, cluster.names[0], report, lambda addr: block_txids(addr, 1, top))
     where = {t: h for h, (_bh, ids, _t) in txs.items() for t in ids}
-    times = [txs[h][2] for h in range(1, top + 1)]
+    times = [txs[h][2] for h in range(1, top + 1) if h in txs]
     report.block_times = times
     backwards = [h + 2 for h, (a, b) in enumerate(itertools.pairwise(times)) if b <= a]
     if backwards:
