@@ -8,14 +8,19 @@ to the block builder in an order that applies cleanly:
 
 * **Per sender, nonce order.** Each sender has a *base* (its account nonce, as last told) and
   a run of pending nonces. Only a contiguous run from the base is *ready*; a tx behind a gap
-  waits. The gap is bounded (``max_nonce_gap``) so one sender cannot park unbounded futures.
+  waits. How far past the run's end a nonce may be is bounded (``max_nonce_gap``), so one
+  sender cannot park unbounded futures; the run itself is bounded only by the pool (and a
+  sender's share of it, below). Bounded from the base instead, as it was, a sender could have
+  no more than 65 transactions waiting: a terminal submitting small batches faster than blocks
+  took them was refused ``nonce_ahead`` with no gap at all.
 * **Across senders, arrival order.** :meth:`Mempool.select` merges the senders' ready runs
   by the arrival number of each run's next tx (a heap), so a busy terminal cannot starve the
   platform, and selection is deterministic for a given history of calls.
 * **Bounded.** At most ``mempool_max_txs`` transactions and ``mempool_max_bytes`` bytes
-  (genesis :class:`ChainParams`). A full pool raises :class:`MempoolFull` (back-pressure: the
-  client retries after the next block); nothing admitted is ever dropped silently. Duplicates
-  (same txid) are reported, not re-added.
+  (genesis :class:`ChainParams`), and one sender at most a quarter of the transactions (so one
+  busy terminal cannot keep everyone else out). A full pool, or a sender at its share, raises
+  :class:`MempoolFull` (back-pressure: the client retries after the next block); nothing
+  admitted is ever dropped silently. Duplicates (same txid) are reported, not re-added.
 * **Eviction.** After a block, :meth:`Mempool.on_block` removes its transactions and every
   pending tx whose nonce the sender's account has passed (replaced or stale). :meth:`expire`
   drops transactions older than ``ttl`` (``now`` is passed in; the pool has no clock); when
@@ -66,7 +71,15 @@ class _Entry:
 @dataclass(slots=True)
 class _Sender:
     base: int  # the account nonce as last told: the next nonce that can apply
+    next: int  # the end of the ready run: the first nonce from ``base`` not pending
     pending: dict[int, _Entry] = field(default_factory=dict)
+
+    def advance(self) -> None:
+        """Re-establish ``next`` after ``base`` rose or a nonce joined the run's end."""
+        n = max(self.next, self.base)
+        while n in self.pending:
+            n += 1
+        self.next = n
 
 
 class Mempool:
@@ -86,6 +99,7 @@ class Mempool:
         self.max_bytes = params.mempool_max_bytes if max_bytes is None else min(max_bytes, params.mempool_max_bytes)
         self.max_tx_bytes = params.max_tx_bytes
         self.max_nonce_gap = max_nonce_gap
+        self.max_per_sender = max(max_nonce_gap + 1, self.max_txs // 4)
         self.ttl = ttl
         self._senders: dict[Address, _Sender] = {}
         self._by_id: dict[Hash32, _Entry] = {}
@@ -130,9 +144,10 @@ class Mempool:
         base = max(account_nonce, slot.base if slot else account_nonce)
         if nonce < base:
             raise NonceError(f"nonce {nonce} already used; next is {base}", reason="nonce_used")
-        if nonce > base + self.max_nonce_gap:
+        nxt = max(slot.next, base) if slot else base
+        if nonce > nxt + self.max_nonce_gap:
             raise NonceError(
-                f"nonce {nonce} is ahead; next is {base} and at most {self.max_nonce_gap} "
+                f"nonce {nonce} is ahead; next is {nxt} and at most {self.max_nonce_gap} "
                 "may wait ahead of it",
                 reason="nonce_ahead",
             )
@@ -146,12 +161,19 @@ class Mempool:
                 f"mempool is full ({len(self._by_id)} transactions, {self._bytes} bytes; limits "
                 f"{self.max_txs} and {self.max_bytes}); retry after the next block"
             )
+        if slot is not None and len(slot.pending) >= self.max_per_sender:
+            raise MempoolFull(
+                f"this sender has {len(slot.pending)} transactions waiting, its share of the "
+                f"mempool ({self.max_per_sender}); retry after the next block"
+            )
         if slot is None:
-            slot = self._senders[sender] = _Sender(base)
+            slot = self._senders[sender] = _Sender(base, base)
         slot.base = base
         self._arrivals += 1
         entry = _Entry(stx, size, self._arrivals, now)
         slot.pending[nonce] = entry
+        if nonce == slot.next or slot.next < base:
+            slot.advance()
         self._by_id[stx.txid] = entry
         self._bytes += size
         return True
@@ -196,10 +218,13 @@ class Mempool:
         """
         before = len(self._by_id)
         senders = {stx.tx.sender for stx in txs}
+        holes: dict[Address, int] = {}  # lowest nonce dropped per sender
         for stx in txs:
             entry = self._by_id.get(stx.txid)
             if entry is not None:
-                self._drop(stx.tx.sender, stx.tx.nonce)
+                sender, nonce = stx.tx.sender, stx.tx.nonce
+                self._drop(sender, nonce)
+                holes[sender] = min(nonce, holes.get(sender, nonce))
         for address in senders:
             slot = self._senders.get(address)
             if slot is None:
@@ -207,6 +232,11 @@ class Mempool:
             slot.base = nonce_of(address)
             for nonce in [n for n in slot.pending if n < slot.base]:
                 self._drop(address, nonce)
+            # A dropped nonce the account has not passed cuts the run there.
+            hole = holes.get(address)
+            if hole is not None and hole >= slot.base:
+                slot.next = min(slot.next, hole)
+            slot.advance()
             self._forget_if_empty(address)
         return before - len(self._by_id)
 
@@ -222,14 +252,19 @@ class Mempool:
                 first = min(stale)
                 for nonce in [n for n in slot.pending if n >= first]:
                     self._drop(address, nonce)
+                slot.next = max(min(slot.next, first), slot.base)
             self._forget_if_empty(address)
         return before - len(self._by_id)
 
     def pending_nonce(self, address: Address, account_nonce: int) -> int:
         """The next nonce ``address`` should use, counting its ready run in the pool."""
         slot = self._senders.get(address)
-        nonce = max(account_nonce, slot.base) if slot else account_nonce
-        while slot is not None and nonce in slot.pending:
+        if slot is None:
+            return account_nonce
+        if account_nonce <= slot.base:
+            return slot.next
+        nonce = account_nonce  # fresher than the pool's base: the run may start further on
+        while nonce in slot.pending:
             nonce += 1
         return nonce
 

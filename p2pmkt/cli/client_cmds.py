@@ -27,7 +27,7 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
 
     v = cmd(sub, "visits", "Visit data (terminal role).", "p2pmkt visits ingest access.log --node node4")
     vsub = v.add_subparsers(dest="visits_command", metavar="ACTION", required=True)
-    ing = cmd(vsub, "ingest", "Batch visits from a file (or - for stdin) into signed visit.batch transactions.",
+    ing = cmd(vsub, "ingest", "Batch visits from a file (or - for stdin) into signed visit.pack transactions.",
               "p2pmkt visits ingest ../shared/data/apache-combined-2015-05.log --format combined --merchant acme --node node4")
     ing.add_argument("file", help="JSON lines, CSV, or an Apache/NGINX combined access log; - reads stdin")
     ing.add_argument("--format", choices=("auto", "jsonl", "csv", "combined"), default="auto",

@@ -11,6 +11,7 @@ command waits for the last transaction to be committed before it exits.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from typing import Any, BinaryIO
@@ -72,7 +73,10 @@ async def _ingest(args: argparse.Namespace) -> int:
             async def send(batches: list[Any]) -> None:
                 nonlocal last_txid
                 for b in batches:
-                    last_txid = await submit_retrying(sub, key, "visit.pack", pack_visits(b.visits))
+                    # A busy node (full mempool, this terminal's share of it) is waited
+                    # out for as long as it takes: Ctrl-C stops the ingest, nothing else.
+                    last_txid = await submit_retrying(sub, key, "visit.pack", pack_visits(b.visits),
+                                                      patience=math.inf)
                     stats["txs"] += 1
                     stats["visits"] += len(b.visits)
 
@@ -120,7 +124,7 @@ async def _ingest(args: argparse.Namespace) -> int:
     finally:
         if src is not sys.stdin.buffer:
             src.close()
-    print(f"{stats['lines']:,} lines: {stats['visits']:,} visits in {stats['txs']} transactions, "
+    print(f"{stats['lines']:,} lines: {stats['visits']:,} visits in {stats['txs']:,} transactions, "
           f"{stats['skipped']:,} skipped (not visits), {stats['bad']:,} bad"
           + (" — stopped at the first bad line" if stop else ""))
     return 1 if stop else 0

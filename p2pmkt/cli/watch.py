@@ -127,13 +127,24 @@ class RemoteSubmitter:
         self.nonces = NonceBook(fetch)
 
     async def submit(self, key: Any, kind: str, payload: dict[str, Any]) -> bytes:
+        """See :class:`~p2pmkt.node.workload.Submitter`: the node's ``BUSY`` and
+        ``RATE_LIMITED`` answers are raised as :class:`~p2pmkt.errors.Busy` and ``BAD_NONCE``
+        as :class:`~p2pmkt.errors.NonceError` (as the in-process submitter raises them), so
+        that callers' back-pressure (:func:`~p2pmkt.node.workload.submit_retrying`) works
+        over the wire too; other refusals stay :class:`~p2pmkt.rpc.protocol.RpcError`."""
         from p2pmkt.chain.tx import make_tx
+        from p2pmkt.errors import Busy, NonceError
+        from p2pmkt.rpc.protocol import ErrorCode, RpcError
 
         nonce = await self.nonces.take(key.address)
         try:
             return bytes(await self.client.submit_tx(make_tx(key, self.chain_id, nonce, kind, payload)))
-        except Exception:
+        except Exception as exc:
             self.nonces.forget(key.address)
+            if isinstance(exc, RpcError) and exc.code in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
+                raise Busy(exc.rpc_message, reason=exc.reason) from exc
+            if isinstance(exc, RpcError) and exc.code == ErrorCode.BAD_NONCE:
+                raise NonceError(exc.rpc_message, reason=exc.reason) from exc
             raise
 
     async def marketing(self, merchant: str) -> Any:

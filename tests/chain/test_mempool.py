@@ -83,6 +83,32 @@ def test_nonce_rules() -> None:
         mp.add(other, account_nonce=5, now=0)
 
 
+def test_a_long_run_without_gaps_is_not_ahead_only_what_is_past_its_end() -> None:
+    """The gap bound counts from the end of the sender's ready run, not from its account
+    nonce: a terminal with many transactions waiting, none missing, is not refused (it was,
+    past max_nonce_gap + 1 = 5 here, 65 on a node)."""
+    mp = pool()
+    for n in range(12):
+        mp.add(tx("terminal", n), account_nonce=0, now=0)
+    assert mp.pending_nonce(dev_key("terminal").address, 0) == 12
+    mp.add(tx("terminal", 16), account_nonce=0, now=0)  # parked: 12..15 missing, 4 = the gap
+    with pytest.raises(NonceError, match=r"^nonce 17 is ahead; next is 12 and at most 4 may wait ahead of it$"):
+        mp.add(tx("terminal", 17), account_nonce=0, now=0)
+    assert [t.tx.nonce for t in mp.select(100, 10**9)] == list(range(12))
+
+
+def test_one_sender_gets_a_quarter_of_the_pool_then_back_pressure() -> None:
+    mp = pool(mempool_max_txs=40)
+    for n in range(10):
+        mp.add(tx("terminal", n), account_nonce=0, now=0)
+    with pytest.raises(MempoolFull, match=r"^this sender has 10 transactions waiting, its share of the mempool \(10\); retry after the next block$") as info:
+        mp.add(tx("terminal", 10), account_nonce=0, now=0)
+    assert info.value.reason == "mempool_full"  # Busy: clients wait and retry
+    assert mp.add(tx("acme-ops", 0), account_nonce=0, now=0)  # everyone else still gets in
+    mp.on_block(mp.select(5, 10**9), lambda addr: 5 if addr == dev_key("terminal").address else 0)
+    assert mp.add(tx("terminal", 10), account_nonce=5, now=0)  # room again after a block
+
+
 def test_select_follows_nonce_order_and_waits_at_gaps() -> None:
     mp = pool()
     for n in (2, 0, 3):
@@ -145,3 +171,43 @@ def test_selection_is_always_applicable_in_order(ops: list[tuple[str, int]]) -> 
     stats = mp.statistics()
     assert stats.ready == len(mp.select(1000, 10**9))
     assert stats.txs == len(mp) <= stats.max_txs
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(["terminal", "acme-ops"]), st.integers(0, 12)),
+    st.tuples(st.just("block"), st.integers(1, 6)),
+    st.tuples(st.just("expire"), st.integers(0, 3)),
+), max_size=40))
+def test_the_run_end_it_keeps_is_the_one_it_would_count(ops: list[tuple[object, ...]]) -> None:
+    """The pool keeps each sender's run end instead of counting it on every add (a sender
+    with thousands waiting made that quadratic): after any history of adds, blocks and
+    expiry, it equals the count, and pending_nonce agrees."""
+    mp = pool()
+    chain_nonce = {dev_key(w).address: 0 for w in ("terminal", "acme-ops")}
+    clock = 0.0
+    for op in ops:
+        if op[0] == "add":
+            _, who, nonce = op
+            address = dev_key(str(who)).address
+            try:
+                mp.add(tx(str(who), int(nonce)), account_nonce=chain_nonce[address], now=clock)
+            except (NonceError, MempoolFull):
+                pass
+        elif op[0] == "block":
+            picked = mp.select(int(op[1]), 10**9)
+            for t in picked:
+                chain_nonce[t.sender] = t.tx.nonce + 1
+            mp.on_block(picked, chain_nonce.__getitem__)
+        else:
+            clock += 25.0 * int(op[1])
+            mp.expire(clock)
+        for address, slot in mp._senders.items():
+            n = slot.base
+            while n in slot.pending:
+                n += 1
+            assert slot.next == n
+            n = max(slot.base, chain_nonce[address])
+            while n in slot.pending:
+                n += 1
+            assert mp.pending_nonce(address, chain_nonce[address]) == n

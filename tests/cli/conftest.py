@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,15 @@ class DevChain:
 def dev_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevChain]:
     """``p2pmkt dev`` serving the wire protocol on a free port; stopped (group-killed if
     needed) at the end."""
-    data = tmp_path_factory.mktemp("dev") / "chain"
+    with run_dev_chain(tmp_path_factory.mktemp("dev") / "chain") as chain:
+        yield chain
+
+
+@contextmanager
+def run_dev_chain(data: Path, *args: str) -> Iterator[DevChain]:
+    """``p2pmkt dev --dir data ARGS…`` on a free port, until the context exits."""
     proc = subprocess.Popen(
-        [*CLI, "dev", "--dir", str(data), "--listen", f"/ip4/127.0.0.1/tcp/{free_port()}"],
+        [*CLI, "dev", "--dir", str(data), "--listen", f"/ip4/127.0.0.1/tcp/{free_port()}", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         env=ENV, start_new_session=True,
     )
