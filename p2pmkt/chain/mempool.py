@@ -23,8 +23,10 @@ to the block builder in an order that applies cleanly:
   admitted is ever dropped silently. Duplicates (same txid) are reported, not re-added.
 * **Eviction.** After a block, :meth:`Mempool.on_block` removes its transactions and every
   pending tx whose nonce the sender's account has passed (replaced or stale). :meth:`expire`
-  drops transactions older than ``ttl`` (``now`` is passed in; the pool has no clock); when
-  it drops a tx it drops the same sender's later nonces too, since they can no longer apply.
+  drops *parked* transactions (behind a missing nonce) older than ``ttl`` (``now`` is passed
+  in; the pool has no clock), with the same sender's later nonces. Ready ones are never
+  expired: they apply as soon as blocks are made again, and their senders were told they
+  were taken.
 
 The pool never reads state: the caller passes account nonces in. It does no I/O and is not
 thread-safe (the node owns it from one trio task).
@@ -241,18 +243,17 @@ class Mempool:
         return before - len(self._by_id)
 
     def expire(self, now: float) -> int:
-        """Drop transactions queued more than ``ttl`` seconds before ``now``, and the same
-        sender's later nonces (they cannot apply without them). Returns how many left."""
+        """Drop parked transactions (behind a missing nonce) queued more than ``ttl`` seconds
+        before ``now``, and the same sender's later nonces. Returns how many left."""
         before = len(self._by_id)
         cutoff = now - self.ttl
         for address in list(self._senders):
             slot = self._senders[address]
-            stale = [n for n, e in slot.pending.items() if e.added <= cutoff]
+            stale = [n for n, e in slot.pending.items() if n > slot.next and e.added <= cutoff]
             if stale:
                 first = min(stale)
                 for nonce in [n for n in slot.pending if n >= first]:
                     self._drop(address, nonce)
-                slot.next = max(min(slot.next, first), slot.base)
             self._forget_if_empty(address)
         return before - len(self._by_id)
 

@@ -210,6 +210,18 @@ class ChainService:
             self._announced[txid] = now
         return out
 
+    def expire_parked(self, now: float | None = None) -> int:
+        """Drop pooled transactions that have waited the pool's ``ttl`` behind a missing nonce
+        (see :meth:`Mempool.expire`); counted as rejections (``expired``) and logged.
+        Returns how many left the pool."""
+        gone = self.mempool.expire(time.monotonic() if now is None else now)
+        if gone:
+            self.metrics.rejected.labels(reason="expired", where="mempool").inc(gone)
+            self.metrics.mempool.set(len(self.mempool))
+            log.warning(kv("mempool_expired", txs=gone, ttl_s=self.mempool.ttl,
+                           why="parked behind a nonce that never arrived"))
+        return gone
+
     def pending_nonce(self, address: bytes) -> int:
         """Next nonce for ``address`` counting pooled transactions (what a client should use)."""
         with self.store.snapshot() as snap:

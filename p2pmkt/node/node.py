@@ -474,9 +474,11 @@ STALE_AFTER = 10.0
 async def _reannounce(chain: ChainService, announce: Any) -> None:
     """Hand over again transactions that sat in the pool too long (a lost bundle, or a
     leader that dropped what it took, must not stall their sender's later nonces behind
-    them); what the receiver refuses is gossiped."""
+    them); what the receiver refuses is gossiped. Transactions parked behind a nonce that
+    never came are dropped after the pool's ttl (they hold pool space and the sender's share)."""
     while True:
         await trio.sleep(2.0)  # period of the stale-transaction sweep
+        chain.expire_parked()
         for stx in chain.stale_pending(older_than=STALE_AFTER, limit=500):
             announce(stx)
 

@@ -43,6 +43,8 @@ DEMO_CONTRACT = "conversion_rate"
 DEMO_COOLDOWN_MS = 10_000
 """Block-time cooldown of the demo's rules: short enough to watch the loop act in a minute."""
 DEMO_VALUE = "conversion_rate"
+NONCE_RETRIES = 3
+"""Times the demo stream submits a pack whose nonce the node refused before it gives up."""
 
 
 class Submitter(Protocol):
@@ -284,10 +286,18 @@ async def run_visit_stream(
     ) -> None:
         async with packs:
             async for payload, n in packs:
-                try:
-                    await submit_retrying(sub, terminal, "visit.pack", payload)
-                except NonceError:
-                    continue  # our view of the nonce went stale; NonceBook re-reads it
+                for attempt in range(NONCE_RETRIES):
+                    try:
+                        await submit_retrying(sub, terminal, "visit.pack", payload)
+                        break
+                    except NonceError as exc:
+                        # Our view of the nonce went stale (the NonceBook re-reads it): the
+                        # same visits again; dropped, said aloud, only if it keeps happening.
+                        if attempt == NONCE_RETRIES - 1:
+                            log.warning(kv("visit_pack_dropped", visits=n, reason=exc.reason,
+                                           message=str(exc)))
+                else:
+                    continue
                 if counter is not None:
                     counter(n)
 

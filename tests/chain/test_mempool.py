@@ -144,14 +144,18 @@ def test_on_block_evicts_included_and_stale_nonces() -> None:
     assert mp.statistics().txs == 1
 
 
-def test_expire_drops_old_txs_and_their_successors() -> None:
+def test_expire_drops_old_parked_txs_and_their_successors_never_ready_ones() -> None:
     mp = pool()
-    mp.add(tx("terminal", 0), account_nonce=0, now=0)
-    mp.add(tx("terminal", 1), account_nonce=0, now=50)
-    mp.add(tx("acme-ops", 0), account_nonce=0, now=50)
-    assert mp.expire(now=70) == 2  # terminal 0 is stale, so terminal 1 can never apply
-    assert [t.sender for t in mp.select(10, 10**9)] == [dev_key("acme-ops").address]
+    mp.add(tx("terminal", 0), account_nonce=0, now=0)   # ready, however old
+    mp.add(tx("terminal", 2), account_nonce=0, now=0)   # parked behind the missing 1
+    mp.add(tx("terminal", 3), account_nonce=0, now=50)  # later, but cannot apply without 2
+    mp.add(tx("acme-ops", 0), account_nonce=0, now=0)
+    assert mp.expire(now=70) == 2
+    assert sorted(t.tx.nonce for t in mp.in_arrival_order() if t.sender == dev_key("terminal").address) == [0]
+    assert len(mp.select(10, 10**9)) == 2
     assert mp.statistics().bytes == sum(len(t.body) + len(t.sig) for t in mp.select(10, 10**9))
+    mp.add(tx("terminal", 1), account_nonce=0, now=80)  # the gap can be filled afresh
+    assert mp.pending_nonce(dev_key("terminal").address, 0) == 2
 
 
 @settings(max_examples=50, deadline=None)

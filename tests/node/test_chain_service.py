@@ -7,6 +7,7 @@ blocks reaches the same state roots.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,16 @@ async def test_the_block_rpc_answers_the_stored_bytes_and_their_hash(tmp_path: P
     by_hash = await api.block(hash=block.hash)
     assert by_hash == by_height
     assert await api.block(height=2) is None
+
+
+def test_a_transaction_parked_behind_a_missing_nonce_expires_counted_and_the_ready_stay(tmp_path: Path) -> None:
+    chain = _open(tmp_path / "a")
+    terminal = dev_key("terminal")
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
+    chain.submit(make_tx(terminal, CHAIN, 2, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
+    assert chain.expire_parked() == 0  # nothing is old yet
+    later = time.monotonic() + chain.mempool.ttl + 1
+    assert chain.expire_parked(now=later) == 1  # nonce 2 waited out the ttl for nonce 1
+    assert len(chain.mempool) == 1 and chain.pending_nonce(terminal.address) == 1
+    assert chain.metrics.rejected.labels(reason="expired", where="mempool")._value.get() == 1
+    chain.close()
