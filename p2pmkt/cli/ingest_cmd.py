@@ -45,6 +45,7 @@ async def _ingest(args: argparse.Namespace) -> int:
     from p2pmkt.market.packed import pack_visits
     from p2pmkt.node.workload import submit_retrying
 
+    combined = combined_config(args)  # before any dial: a mistake here is the user's to fix first
     addr, key = resolve(args, need_key=True)
     src: BinaryIO
     if args.file == "-":
@@ -98,7 +99,7 @@ async def _ingest(args: argparse.Namespace) -> int:
                         stats["lines"] += 1
                         if parser is None:
                             fmt = detect_format(line.text) if args.format == "auto" else args.format
-                            parser = make_parser(fmt, merchant=args.merchant or "")
+                            parser = make_parser(fmt, merchant=args.merchant or "", combined=combined)
                         try:
                             visit = parser.parse(line)
                         except BadLine as exc:
@@ -124,10 +125,39 @@ async def _ingest(args: argparse.Namespace) -> int:
     finally:
         if src is not sys.stdin.buffer:
             src.close()
-    print(f"{stats['lines']:,} lines: {stats['visits']:,} visits in {stats['txs']:,} transactions, "
+    print(f"{stats['lines']:,} lines: {stats['visits']:,} visits in {stats['txs']:,} transaction{'' if stats['txs'] == 1 else 's'}, "
           f"{stats['skipped']:,} skipped (not visits), {stats['bad']:,} bad"
           + (" — stopped at the first bad line" if stop else ""))
     return 1 if stop else 0
+
+
+def combined_config(args: argparse.Namespace) -> Any:
+    """The access-log mapping the command line asks for (:class:`CombinedConfig`).
+
+    Raises:
+        ConfigError: a bad ``--merchant-map`` entry, ``--op-rule`` without ``=OP``, an
+            unknown op or a bad regex.
+    """
+    from p2pmkt.ingest import CombinedConfig
+    from p2pmkt.ingest.combined import parse_merchant_map, validate_config
+
+    rules = []
+    for rule in args.op_rule:
+        pattern, sep, op = rule.rpartition("=")
+        if not sep or not pattern:
+            raise ConfigError(f"--op-rule {rule!r} is not REGEX=OP")
+        rules.append((pattern, op.strip()))
+    config = CombinedConfig(
+        merchant_map=parse_merchant_map(args.merchant_map),
+        merchant_from_path=args.merchant_from_path,
+        static=args.static,
+        skip_bots=args.skip_bots,
+        app_agents=tuple(args.app_agent),
+        desktop_agents=tuple(args.desktop_agent),
+        op_rules=tuple(rules),
+    )
+    validate_config(config)
+    return config
 
 
 def _size(f: BinaryIO) -> int | None:

@@ -7,35 +7,48 @@ waiting, with no nonce missing (the mempool bounded a sender's pending run, not 
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import trio
 
 from p2pmkt.chain.block import decode_block
+from p2pmkt.chain.dev import dev_genesis
 from p2pmkt.client import open_client
-from p2pmkt.market.packed import RECORD_SIZE
+from p2pmkt.ingest import CombinedConfig, make_parser, split_text
+from p2pmkt.market.packed import VisitPack, parse_visit_pack
 from p2pmkt.testing.keys import dev_key
 
-from ._procs import run_cli
-from .conftest import run_dev_chain
+from ._procs import CLI, ENV, run_cli, stop_group
+from .conftest import DevChain, run_dev_chain
 
 SHARED_LOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "apache-combined-2015-05.log"
 VISITS_IN_LOG = 2_474  # of its 5,000 lines; the others are not visits (tests/ingest)
 TERMINAL = dev_key("terminal").address
+GENESIS = dev_genesis()
+T0 = GENESIS.genesis_time + 60_000
 
 
-async def _terminal_visits_on_chain(addr: str) -> tuple[int, int]:
-    """(the terminal's account nonce, visits in its committed ``visit.pack`` transactions)."""
+async def _committed_visits(addr: str) -> tuple[int, list[VisitPack]]:
+    """(the terminal's account nonce, its committed ``visit.pack`` payloads, parsed)."""
     async with open_client(addr) as c:
         nonce = int((await c.call("account.get", {"address": bytes(TERMINAL)}))["nonce"])
         top = (await c.head()).height
-        visits = 0
+        packs = []
         for h in range(1, top + 1):
             block = decode_block(bytes((await c.call("chain.block", {"height": h}))["block"]))
-            visits += sum(len(stx.tx.payload["visits"]) // RECORD_SIZE for stx in block.txs
-                          if stx.tx.sender == TERMINAL and stx.tx.kind == "visit.pack")
-    return nonce, visits
+            packs += [parse_visit_pack(stx.tx.payload, GENESIS.params) for stx in block.txs
+                      if stx.tx.sender == TERMINAL and stx.tx.kind == "visit.pack"]
+    return nonce, packs
+
+
+def _per_merchant(packs: list[VisitPack]) -> Counter[str]:
+    return Counter(row[3] for p in packs for row in p.rows())
 
 
 @pytest.mark.slow
@@ -50,5 +63,87 @@ def test_ingest_one_visit_per_transaction_commits_every_visit_of_the_shared_log(
         assert done.returncode == 0, done.stderr
         assert f"{VISITS_IN_LOG:,} visits in {VISITS_IN_LOG:,} transactions" in done.stdout, done.stdout
         # The command returned after its last transaction committed: so did every earlier one.
-        nonce, visits = trio.run(_terminal_visits_on_chain, chain.addr)
-    assert (nonce, visits) == (VISITS_IN_LOG, VISITS_IN_LOG)
+        nonce, packs = trio.run(_committed_visits, chain.addr)
+    assert nonce == VISITS_IN_LOG
+    assert sum(_per_merchant(packs).values()) == VISITS_IN_LOG
+
+
+@pytest.mark.slow
+def test_the_access_log_mapping_options_reach_the_chain_as_the_library_applies_them(
+    dev_chain: DevChain, terminal_key: Path,
+) -> None:
+    if not SHARED_LOG.exists():
+        pytest.skip(f"shared log not found at {SHARED_LOG}")
+    options = ["--merchant-map", "/presentations=globex", "--merchant", "acme",
+               "--op-rule", r"^/blog/.*\?flav=rss=skip", "--static", "view", "--skip-bots"]
+    expected: Counter[str] = Counter()
+    parser = make_parser("combined", merchant="acme", combined=CombinedConfig(
+        merchant_map=(("/presentations", "globex"),), static="view", skip_bots=True,
+        op_rules=((r"^/blog/.*\?flav=rss", "skip"),)))
+    for line in split_text(SHARED_LOG.read_text(encoding="utf-8")):
+        visit = parser.parse(line)
+        if visit is not None:
+            expected[visit.merchant] += 1
+    assert expected["globex"] > 0 and expected["acme"] > 0
+    before, old = trio.run(_committed_visits, dev_chain.addr)
+    done = run_cli("visits", "ingest", SHARED_LOG, "--format", "combined", *options,
+                   "--connect", dev_chain.addr, "--key", terminal_key, timeout=180)
+    assert done.returncode == 0, done.stderr
+    after, packs = trio.run(_committed_visits, dev_chain.addr)
+    assert _per_merchant(packs) - _per_merchant(old) == expected
+    assert after > before
+
+
+@pytest.mark.slow
+def test_a_bad_line_stops_the_ingest_when_asked_and_what_came_before_is_committed(
+    tmp_path: Path, dev_chain: DevChain, terminal_key: Path,
+) -> None:
+    good = [json.dumps({"ip": f"10.1.0.{i}", "time": T0 + i, "merchant": "acme", "method": "app",
+                        "op": "view"}) for i in range(5)]
+    src = tmp_path / "visits.jsonl"
+    src.write_text("\n".join([*good, '{"ip": "10.1.0.9", "ammount": 3}', *good]) + "\n")
+    _, old = trio.run(_committed_visits, dev_chain.addr)
+    done = run_cli("visits", "ingest", src, "--on-error", "stop", "--connect", dev_chain.addr,
+                   "--key", terminal_key, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"visits\.jsonl: line 6: .*ammount", done.stderr), done.stderr
+    assert "5 visits in 1 transaction," in done.stdout and "stopped at the first bad line" in done.stdout
+    _, packs = trio.run(_committed_visits, dev_chain.addr)
+    new = [row for p in packs for row in p.rows()][sum(len(p.rows()) for p in old):]
+    assert [row[0] for row in new] == [f"10.1.0.{i}" for i in range(5)]
+
+
+@pytest.mark.slow
+def test_follow_submits_lines_as_the_file_grows_until_interrupted(
+    tmp_path: Path, dev_chain: DevChain, terminal_key: Path,
+) -> None:
+    def lines(first: int, n: int) -> str:
+        return "".join(json.dumps({"ip": f"10.2.0.{i}", "time": T0 + i, "merchant": "acme",
+                                   "method": "browser", "op": "view"}) + "\n"
+                       for i in range(first, first + n))
+
+    def ips_on_chain() -> list[str]:
+        _, packs = trio.run(_committed_visits, dev_chain.addr)
+        return [row[0] for p in packs for row in p.rows() if row[0].startswith("10.2.0.")]
+
+    def wait_for(ips: list[str]) -> None:
+        deadline = time.monotonic() + 30
+        while ips_on_chain() != ips:
+            assert time.monotonic() < deadline, (ips_on_chain(), ips)
+            time.sleep(0.2)  # polling the chain, with the deadline above
+
+    src = tmp_path / "growing.jsonl"
+    src.write_text(lines(0, 3))
+    proc = subprocess.Popen([*CLI, "visits", "ingest", str(src), "--follow", "--connect", dev_chain.addr,
+                             "--key", str(terminal_key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, env=ENV, start_new_session=True)
+    try:
+        wait_for([f"10.2.0.{i}" for i in range(3)])
+        with src.open("a") as f:  # the back-end writes more
+            f.write(lines(3, 2))
+        wait_for([f"10.2.0.{i}" for i in range(5)])
+    finally:
+        code = stop_group(proc)  # Ctrl-C
+        _out, err = proc.communicate()
+    assert code == 130, err
+    assert "Traceback" not in err, err
