@@ -1,0 +1,59 @@
+"""``p2pmkt market update|info|history|cycle`` as a user runs them, against a dev chain
+process running the demo workload (its merchant-tech agent updates acme by itself)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from p2pmkt.chain.dev import dev_key
+from p2pmkt.crypto import save_key
+
+from ._procs import run_cli
+from .conftest import run_dev_chain
+
+CAMPAIGNS = [{"name": "manual", "keywords": [{"text": "trail boots", "match": "exact"}], "max_bid": 40,
+              "channels": ["search"], "daily_budget": 5000, "active": True}]
+
+
+@pytest.mark.slow
+def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_path: Path) -> None:
+    tech, terminal = tmp_path / "acme-tech.key", tmp_path / "terminal.key"
+    save_key(tech, dev_key("acme-tech"))
+    save_key(terminal, dev_key("terminal"))
+    campaigns = tmp_path / "campaigns.json"
+    campaigns.write_text(json.dumps(CAMPAIGNS))
+    with run_dev_chain(tmp_path / "chain", "--demo") as chain:
+        at = ("--connect", chain.addr)
+        # The demo's acme starts below target: its agent updates it within the first reports.
+        deadline = time.monotonic() + 90
+        while True:
+            cycle = run_cli("market", "cycle", "acme", *at)
+            assert cycle.returncode == 0, cycle.stderr
+            if cycle.stdout.startswith("updates: "):
+                break
+            assert time.monotonic() < deadline, cycle.stdout
+            time.sleep(1.0)  # polling the chain for the first automatic update, with a deadline
+        assert re.search(r"^block time: p50 [\d,]+ ms  p99 [\d,]+ ms  max [\d,]+ ms", cycle.stdout, re.M), cycle.stdout
+        history = json.loads(run_cli("market", "history", "acme", *at).stdout)
+        automatic = [v for v in history if v["cause"]]
+        assert automatic and all(re.fullmatch(r"acme/conversion/\d+", v["cause"]) for v in automatic)
+
+        done = run_cli("market", "update", "acme", "--campaigns", campaigns, *at, "--key", tech)
+        assert done.returncode == 0, done.stderr
+        receipt = json.loads(done.stdout)
+        assert receipt["status"] == "committed"
+        info = json.loads(run_cli("market", "info", "acme", *at).stdout)
+        # The agent may have updated again meanwhile: find ours by its block.
+        ours = [v for v in json.loads(run_cli("market", "history", "acme", *at).stdout)
+                if v["height"] == receipt["height"] and v["cause"] == ""]
+        assert len(ours) == 1 and ours[0]["campaigns"] == CAMPAIGNS
+        assert info["version"] >= ours[0]["version"]
+
+        refused = run_cli("market", "update", "acme", "--campaigns", campaigns, *at, "--key", terminal)
+        assert refused.returncode == 3, (refused.stdout, refused.stderr)
+        assert "merchant-tech" in refused.stderr and "Traceback" not in refused.stderr
