@@ -2,8 +2,9 @@
 
 The pure pieces live in :mod:`p2pmkt.ingest` (parsers, :class:`Batcher`, :class:`LineTailer`);
 this module does the I/O: reads the file in chunks (following it as it grows with
-``--follow``), submits closed batches through the node, waits out back-pressure (``busy``:
-never a silent drop), shows progress, and reports bad lines by number. Nothing accepted is
+``--follow``), submits each closed batch with the client library's
+:meth:`~p2pmkt.client.Client.submit_visits` (which waits out back-pressure: never a silent
+drop), shows progress, and reports bad lines by number. Nothing accepted is
 lost: on ``--on-error stop`` the batches parsed before the bad line are still submitted, and the
 command waits for the last transaction to be committed before it exits.
 """
@@ -32,7 +33,6 @@ async def _ingest(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from p2pmkt.cli.client_cmds import resolve
-    from p2pmkt.cli.watch import RemoteSubmitter
     from p2pmkt.client import open_client
     from p2pmkt.ingest import (
         BadLine,
@@ -42,8 +42,6 @@ async def _ingest(args: argparse.Namespace) -> int:
         detect_format,
         make_parser,
     )
-    from p2pmkt.market.packed import pack_visits
-    from p2pmkt.node.workload import submit_retrying
 
     combined = combined_config(args)  # before any dial: a mistake here is the user's to fix first
     addr, key = resolve(args, need_key=True)
@@ -68,17 +66,15 @@ async def _ingest(args: argparse.Namespace) -> int:
                         disable=not sys.stderr.isatty(), transient=False)
     try:
         async with open_client(addr, key) as client:
-            chain_id = (await client.info()).chain
-            sub = RemoteSubmitter(client, chain_id)
-
             async def send(batches: list[Any]) -> None:
                 nonlocal last_txid
                 for b in batches:
                     # A busy node (full mempool, this terminal's share of it) is waited
                     # out for as long as it takes: Ctrl-C stops the ingest, nothing else.
-                    last_txid = await submit_retrying(sub, key, "visit.pack", pack_visits(b.visits),
-                                                      patience=math.inf)
-                    stats["txs"] += 1
+                    txids = await client.submit_visits(key, b.visits, per_tx=args.batch,
+                                                       patience=math.inf)
+                    last_txid = txids[-1]
+                    stats["txs"] += len(txids)
                     stats["visits"] += len(b.visits)
 
             with progress:

@@ -6,6 +6,8 @@ Async (trio)::
         print(await c.info())
         txid = await c.submit_tx(make_tx(key, chain, nonce, kind, payload))
         status = await c.wait_tx_committed(txid, timeout=10)
+        # a terminal's visits: packed, signed, nonces counted, back-pressure waited out
+        txids = await c.submit_visits(terminal_key, visits, per_tx=2000)
 
 Blocking (scripts, console)::
 

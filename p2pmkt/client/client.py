@@ -18,6 +18,7 @@ says so.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from p2pmkt.chain.block import Block, decode_block
 from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import group_leaves
+from p2pmkt.market.model import Visit
 from p2pmkt.net.host import Net, NetConfig, open_net
 from p2pmkt.net.rpc_stream import RpcStreamClient, open_rpc_stream
 from p2pmkt.rpc.methods import EVENT_KINDS, MAX_BATCH_TXS
@@ -46,6 +48,8 @@ class Client:
     def __init__(self, net: Net, rpc: RpcStreamClient) -> None:
         self._net = net
         self._rpc = rpc
+        self._chain: str | None = None
+        self._nonces: dict[bytes, int] = {}  # submit_visits: next nonce per signing key
 
     @staticmethod
     def sync(addr: str, key: PrivateKey | None = None, *, connect_timeout: float = 10.0) -> SyncClient:
@@ -115,6 +119,68 @@ class Client:
                 else:
                     out.append(RpcError(int(r["code"]), str(r["message"]), {"reason": r["reason"]}))
         return out
+
+    async def submit_visits(
+        self, key: PrivateKey, visits: Iterable[Visit | Sequence[Any]], *, per_tx: int = 2000,
+        patience: float = math.inf,
+    ) -> list[bytes]:
+        """Sign ``visits`` into ``visit.pack`` transactions of at most ``per_tx`` visits each
+        and submit them in order; return their txids (the terminal role's ingestion, what
+        ``p2pmkt visits ingest`` does with each batch it closes).
+
+        ``key`` must hold the ``terminal`` role. Nonces come from the node once
+        (``account.get`` → ``pending_nonce``) and are then counted here, so calls may follow
+        one another; this client should be the key's only submitter. Back-pressure (``BUSY``:
+        the mempool or this key's share of it is full; ``RATE_LIMITED``) is waited out,
+        resending the same transaction, for up to ``patience`` seconds: nothing is dropped. A
+        nonce the node refuses (another submitter used the key) is asked for again once.
+
+        Raises:
+            ValueError: a visit that ``pack_visits`` refuses (not 8 fields, unknown method/op).
+            RpcError: any other refusal; the transactions before it stay submitted.
+            trio.TooSlowError: still busy after ``patience`` seconds.
+        """
+        from p2pmkt.chain.tx import make_tx
+        from p2pmkt.market.packed import pack_visits
+
+        if self._chain is None:
+            self._chain = (await self.info()).chain
+        rows = list(visits)
+        txids = []
+        for i in range(0, len(rows), per_tx):
+            payload = pack_visits(rows[i:i + per_tx])
+            for attempt in (1, 2):
+                nonce = await self._next_nonce(key)
+                stx = make_tx(key, self._chain, nonce, "visit.pack", payload)
+                try:
+                    txids.append(await self._submit_patiently(stx, patience))
+                except RpcError as exc:
+                    self._nonces.pop(key.address, None)  # ask the node again next time
+                    if exc.code == ErrorCode.BAD_NONCE and attempt == 1:
+                        continue
+                    raise
+                self._nonces[key.address] = nonce + 1
+                break
+        return txids
+
+    async def _next_nonce(self, key: PrivateKey) -> int:
+        nonce = self._nonces.get(key.address)
+        if nonce is None:
+            acct = await self.call("account.get", {"address": bytes(key.address)})
+            nonce = self._nonces[key.address] = int(acct["pending_nonce"])
+        return nonce
+
+    async def _submit_patiently(self, stx: SignedTransaction, patience: float) -> bytes:
+        delay = 0.02
+        with trio.fail_after(patience):
+            while True:
+                try:
+                    return await self.submit_tx(stx)
+                except RpcError as exc:
+                    if exc.code not in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
+                        raise
+                await trio.sleep(delay)  # back-pressure: the pool drains at the next block
+                delay = min(delay * 2, 0.5)
 
     async def tx(self, txid: bytes) -> TxStatus | None:
         """Status of a transaction; None if the node does not know it."""

@@ -7,6 +7,7 @@ a context manager) to stop the thread.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -86,6 +87,13 @@ class SyncClient:
 
     def submit_tx(self, stx: SignedTransaction | bytes) -> bytes:
         return self._run(self.client.submit_tx, stx)
+
+    def submit_visits(self, key: PrivateKey, visits: Iterable[Any], *, per_tx: int = 2000,
+                      patience: float = math.inf) -> list[bytes]:
+        """See :meth:`Client.submit_visits`."""
+        async def go() -> list[bytes]:
+            return await self.client.submit_visits(key, visits, per_tx=per_tx, patience=patience)
+        return self._run(go)
 
     def tx(self, txid: bytes) -> TxStatus | None:
         return self._run(self.client.tx, txid)

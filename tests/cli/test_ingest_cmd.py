@@ -19,7 +19,7 @@ import trio
 
 from p2pmkt.chain.block import decode_block
 from p2pmkt.chain.dev import dev_genesis
-from p2pmkt.client import open_client
+from p2pmkt.client import Client, open_client
 from p2pmkt.ingest import CombinedConfig, make_parser, split_text
 from p2pmkt.market.packed import VisitPack, parse_visit_pack
 from p2pmkt.testing.keys import dev_key
@@ -147,3 +147,17 @@ def test_follow_submits_lines_as_the_file_grows_until_interrupted(
         _out, err = proc.communicate()
     assert code == 130, err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_the_client_library_ingests_the_same_way(dev_chain: DevChain) -> None:
+    """What the command does with each batch, from a client developer's script (blocking
+    client; the async one is the same method)."""
+    rows = [[f"10.3.0.{i}", "", T0 + i, "globex", "desktop", "view", "", 0] for i in range(5)]
+    with Client.sync(dev_chain.addr) as c:
+        txids = c.submit_visits(dev_key("terminal"), rows, per_tx=2)
+        assert len(txids) == 3
+        assert c.wait_tx_committed(txids[-1], timeout=30).status == "committed"
+        assert all(c.tx(t).status == "committed" for t in txids)  # type: ignore[union-attr]
+    _, packs = trio.run(_committed_visits, dev_chain.addr)
+    assert [row for p in packs for row in p.rows() if row[0].startswith("10.3.0.")] == rows

@@ -22,9 +22,13 @@ CAMPAIGNS = [{"name": "manual", "keywords": [{"text": "trail boots", "match": "e
 
 @pytest.mark.slow
 def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_path: Path) -> None:
-    tech, terminal = tmp_path / "acme-tech.key", tmp_path / "terminal.key"
+    # acme-ops may configure acme's indicators, not its marketing information. (Not the
+    # terminal's key: the demo stream keeps transactions of it pooled, and a transaction
+    # queued behind its sender's gets only stateless checks at admission, so its refusal
+    # comes from the block instead: exit status 1, "rejected".)
+    tech, ops = tmp_path / "acme-tech.key", tmp_path / "acme-ops.key"
     save_key(tech, dev_key("acme-tech"))
-    save_key(terminal, dev_key("terminal"))
+    save_key(ops, dev_key("acme-ops"))
     campaigns = tmp_path / "campaigns.json"
     campaigns.write_text(json.dumps(CAMPAIGNS))
     with run_dev_chain(tmp_path / "chain", "--demo") as chain:
@@ -54,6 +58,6 @@ def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_pat
         assert len(ours) == 1 and ours[0]["campaigns"] == CAMPAIGNS
         assert info["version"] >= ours[0]["version"]
 
-        refused = run_cli("market", "update", "acme", "--campaigns", campaigns, *at, "--key", terminal)
+        refused = run_cli("market", "update", "acme", "--campaigns", campaigns, *at, "--key", ops)
         assert refused.returncode == 3, (refused.stdout, refused.stderr)
         assert "merchant-tech" in refused.stderr and "Traceback" not in refused.stderr
