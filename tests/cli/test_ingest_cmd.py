@@ -161,3 +161,16 @@ def test_the_client_library_ingests_the_same_way(dev_chain: DevChain) -> None:
         assert all(c.tx(t).status == "committed" for t in txids)  # type: ignore[union-attr]
     _, packs = trio.run(_committed_visits, dev_chain.addr)
     assert [row for p in packs for row in p.rows() if row[0].startswith("10.3.0.")] == rows
+
+
+@pytest.mark.slow
+def test_ingest_reads_standard_input(dev_chain: DevChain, terminal_key: Path) -> None:
+    text = "".join(json.dumps([f"10.4.0.{i}", "", T0 + i, "acme", "app", "click", "", 0]) + "\n"
+                   for i in range(3))
+    done = subprocess.run([*CLI, "visits", "ingest", "-", "--connect", dev_chain.addr, "--key", str(terminal_key)],
+                          input=text, capture_output=True, text=True, env=ENV, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "3 lines: 3 visits in 1 transaction," in done.stdout, done.stdout
+    _, packs = trio.run(_committed_visits, dev_chain.addr)
+    assert [row[0] for p in packs for row in p.rows() if row[0].startswith("10.4.0.")] == [
+        f"10.4.0.{i}" for i in range(3)]
