@@ -8,18 +8,30 @@ here so the test needs a handful of connections, not 301.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 import trio
 
-from p2pmkt.net import NetConfig, open_net
+from p2pmkt.net import Net, NetConfig, open_net
 from p2pmkt.net.errors import DialFailed
 
 CLIENT = NetConfig(listen=(), gossip=None, discovery=False)
 
 
-async def test_connections_beyond_the_inbound_cap_are_accepted_one_after_another() -> None:
+@asynccontextmanager
+async def server_capped_at(inbound: int) -> AsyncIterator[tuple[Net, Any]]:
+    """A listening host whose swarm takes at most ``inbound`` inbound connections at once;
+    yields it and its swarm."""
     async with open_net(config=NetConfig(gossip=None, discovery=False)) as server:
         swarm = server._host.get_network()
-        swarm._inbound_limiter = trio.CapacityLimiter(2)
+        swarm._inbound_limiter = trio.CapacityLimiter(inbound)
+        yield server, swarm
+
+
+async def test_connections_beyond_the_inbound_cap_are_accepted_one_after_another() -> None:
+    async with server_capped_at(2) as (server, swarm):
         addr = server.addrs()[0]
         with trio.fail_after(30):
             for _ in range(6):  # three times the cap, each closed before the next
@@ -32,9 +44,7 @@ async def test_connections_beyond_the_inbound_cap_are_accepted_one_after_another
 
 
 async def test_the_cap_still_bounds_connections_open_at_once() -> None:
-    async with open_net(config=NetConfig(gossip=None, discovery=False)) as server:
-        swarm = server._host.get_network()
-        swarm._inbound_limiter = trio.CapacityLimiter(1)
+    async with server_capped_at(1) as (server, _swarm):
         addr = server.addrs()[0]
         with trio.fail_after(30):
             async with open_net(config=CLIENT) as first, open_net(config=CLIENT) as second:
