@@ -4,7 +4,8 @@ For every automatic update (a marketing version whose ``cause`` is a report) the
 from the block holding the visit that made the report's condition true to the block holding
 the update. The chain evaluates reporting conditions at the end of every block, so that
 trigger block is the report's own block; block times come from the stored report and
-marketing versions.
+marketing versions. Wall times are the asked node's own: when it applied each of the two
+blocks (``chain.block``'s ``applied_at``), for the blocks it applied since it started.
 """
 
 from __future__ import annotations
@@ -39,14 +40,22 @@ async def _cycle(args: argparse.Namespace) -> int:
                 r = reports.get((indicator, n))
                 if r is None:
                     continue
+                trigger_wall, update_wall = [await _applied_at(c, h) for h in (r["height"], info["height"])]
                 records.append(CycleRecord(
                     merchant=m, trigger_height=r["height"], trigger_time=r["time"],
                     report_height=r["height"], report_time=r["time"],
                     update_height=info["height"], update_time=info["time"],
+                    trigger_wall=trigger_wall, update_wall=update_wall,
                 ))
     stats = cycle_stats(records)
     print(format_cycle_stats(stats))
     return 0
+
+
+async def _applied_at(c: Any, height: int) -> float | None:
+    """When the node applied ``height``, in seconds, if it knows."""
+    ms = (await c.call("chain.block", {"height": height})).get("applied_at")
+    return None if ms is None else ms / 1000.0
 
 
 async def _all_reports(c: Any, merchant: str, limit: int) -> list[dict[str, Any]]:

@@ -153,7 +153,7 @@ class ChainApi:
             return None
         # The hash from the header alone: decoding every transaction of a stored block to
         # answer with its bytes cost followers ~5 % of their CPU under a block-following client.
-        return BlockRecord(height, stored_block_hash(raw), raw)
+        return BlockRecord(height, stored_block_hash(raw), raw, self.chain.applied_at.get(height))
 
     async def submit_tx(self, data: bytes, *, relay: bool = True) -> bytes:
         stx = self.chain.submit(data)

@@ -64,6 +64,10 @@ TX_CACHE_BYTES = 32 << 20
 """Memory for recently decoded transactions (bounded: issue 8's memory target); about 6 MiB
 of their wire bytes, a few seconds of the heaviest visit load, from admission to their block."""
 
+APPLIED_AT_KEPT = 20_000
+"""How many of the latest heights a node remembers applying (wall clock; ~3 MB): an hour or
+more of blocks, for ``chain.block``'s ``applied_at``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Applied:
@@ -91,6 +95,8 @@ class ChainService:
         self.tx_cache = DecodedTxCache(max_bytes=TX_CACHE_BYTES)
         """Transactions decoded from identical bytes before (RPC, gossip, then the block)."""
         self._arrival: dict[bytes, float] = {}  # txid → monotonic arrival, for commit latency
+        self.applied_at: dict[int, int] = {}
+        """height → when this node applied it (ms, wall clock), for the latest heights."""
         self._announced: dict[bytes, float] = {}  # txid → last re-announcement by gossip
 
     @classmethod
@@ -266,6 +272,7 @@ class ChainService:
         self.store.commit_block(block, result.batch, result.receipts, result.state_root)
         head = read_head(result.batch)
         self.mempool.on_block(block.txs, self._nonce_of)
+        self._note_applied(block.height)
         elapsed = time.perf_counter() - started
         self._observe(result, head, elapsed)
         return Applied(result=result, head=head, seconds=elapsed)
@@ -291,6 +298,13 @@ class ChainService:
             self.metrics.reject(exc.reason, "block")
             log.info(kv("block_skipped", reason=exc.reason, message=str(exc)))
             return None
+
+    def _note_applied(self, height: int) -> None:
+        """Remember when this node applied ``height`` (wall clock, ms): node-local, never chain
+        state; what ``chain.block``'s ``applied_at`` answers, for wall-time cycle figures."""
+        self.applied_at[height] = int(time.time() * 1000)
+        if len(self.applied_at) > APPLIED_AT_KEPT:
+            del self.applied_at[next(iter(self.applied_at))]  # the oldest: heights only grow
 
     def _nonce_of(self, address: Address) -> int:
         return account_nonce(self.store, address)

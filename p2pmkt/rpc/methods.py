@@ -106,6 +106,10 @@ METHODS: dict[str, MethodSpec] = {
                 Field("height", "uint", "block height"),
                 Field("hash", "bytes32", "block hash"),
                 Field("block", "bytes", "the block's wire bytes (canonical CBOR, §Blocks)"),
+                Field("applied_at", "uint", "when this node applied the block, ms since the Unix "
+                      "epoch on its own clock (not chain data: for wall-time figures such as "
+                      "`p2pmkt market cycle`'s); only for blocks it applied since it started",
+                      required=False),
             ),
             (ErrorCode.NOT_FOUND,),
             exactly_one_of=("height", "hash"),

@@ -110,9 +110,14 @@ class BlockRecord:
     hash: bytes
     block: bytes
     """``Block.encode()`` bytes."""
+    applied_at: int | None = None
+    """When the answering node applied it, ms on its own clock (None if it does not know)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {"height": self.height, "hash": self.hash, "block": self.block}
+        out: dict[str, Any] = {"height": self.height, "hash": self.hash, "block": self.block}
+        if self.applied_at is not None:
+            out["applied_at"] = self.applied_at
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,10 @@ def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_pat
             assert time.monotonic() < deadline, cycle.stdout
             time.sleep(1.0)  # polling the chain for the first automatic update, with a deadline
         assert re.search(r"^block time: p50 [\d,]+ ms  p99 [\d,]+ ms  max [\d,]+ ms", cycle.stdout, re.M), cycle.stdout
+        # Wall time too: the node applied both blocks of every cycle since it started.
+        updates = int(re.match(r"updates: (\d+)", cycle.stdout).group(1))  # type: ignore[union-attr]
+        assert re.search(rf"^wall time:  p50 [\d,]+ ms  p99 [\d,]+ ms  max [\d,]+ ms  \({updates} observed\)$",
+                         cycle.stdout, re.M), cycle.stdout
         history = json.loads(run_cli("market", "history", "acme", *at).stdout)
         automatic = [v for v in history if v["cause"]]
         assert automatic and all(re.fullmatch(r"acme/conversion/\d+", v["cause"]) for v in automatic)

@@ -166,3 +166,23 @@ def test_a_transaction_parked_behind_a_missing_nonce_expires_counted_and_the_rea
     assert len(chain.mempool) == 1 and chain.pending_nonce(terminal.address) == 1
     assert chain.metrics.rejected.labels(reason="expired", where="mempool")._value.get() == 1
     chain.close()
+
+
+async def test_a_node_remembers_when_it_applied_each_block_and_answers_it(tmp_path: Path) -> None:
+    """Node-local wall time (``chain.block``'s ``applied_at``), never part of the chain."""
+    from p2pmkt.node.api import ChainApi, EventHub
+
+    chain = _open(tmp_path / "a")
+    chain.submit(make_tx(dev_key("terminal"), CHAIN, 0, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
+    before = int(time.time() * 1000)
+    _step(chain, T0 + 1000)
+    after = int(time.time() * 1000)
+    record = await ChainApi(chain, EventHub(), peer_id="p", address=None, roles=()).block(height=1)
+    assert record is not None and record.applied_at is not None
+    assert before <= record.applied_at <= after
+    assert record.to_wire()["applied_at"] == record.applied_at
+    replay = _open(tmp_path / "b")  # another node, another clock: same block, same state
+    replay.apply(chain.store.block_at(1))  # type: ignore[arg-type]
+    assert replay.head() == chain.head()
+    chain.close()
+    replay.close()
