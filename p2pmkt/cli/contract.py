@@ -27,12 +27,20 @@ _VISIT_FIELDS = ("ip", "account", "time", "merchant", "method", "op", "item", "a
 DEFAULT_FUEL = 200_000_000
 DEFAULT_MEMORY = 64 * 1024 * 1024
 
+DESCRIPTION = """\
+Write, build, try and deploy merchants' indicator contracts (docs/CONTRACTS.md).
+
+  new NAME   scaffold an AssemblyScript indicator project in ./NAME
+  build      npm install (first time) and compile it to build/NAME.wasm, then check it
+  run        evaluate a .wasm locally over a JSON-lines file of visits, with params
+  deploy     build and sign the contract.deploy transaction for a .wasm (and submit it)"""
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``contract new|build|run|deploy`` on an argparse sub-parsers object."""
     fmt = argparse.RawDescriptionHelpFormatter
     contract = subparsers.add_parser(
-        "contract", help="Write, build, try and deploy indicator contracts.", description=__doc__,
+        "contract", help="Write, build, try and deploy indicator contracts.", description=DESCRIPTION,
         formatter_class=fmt,
         epilog="example:\n  p2pmkt contract new big_orders && p2pmkt contract build big_orders",
     )
