@@ -50,7 +50,7 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     ing.add_argument("--on-error", choices=("skip", "stop"), default="skip",
                      help="a bad line is reported with its line number and skipped (default) or stops the ingest")
     ing.add_argument("--batch", type=int, default=2000, help="visits per transaction (default: 2000)")
-    ing.add_argument("--follow", action="store_true", help="keep reading as the file grows (like tail -f)")
+    ing.add_argument("--follow", action="store_true", help="keep reading as the file grows, and through logrotate's moves and truncations (like tail -F)")
     target(ing)
     ing.set_defaults(func=_ingest)
 

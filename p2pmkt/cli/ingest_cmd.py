@@ -81,16 +81,26 @@ async def _ingest(args: argparse.Namespace) -> int:
                 task = progress.add_task("ingest", total=total, info="")
                 while not stop:
                     chunk = await trio.to_thread.run_sync(src.read, CHUNK)
-                    if not chunk:
-                        if not args.follow:
-                            lines = tailer.close()
-                        else:
+                    if chunk:
+                        lines = tailer.feed(chunk)
+                        progress.update(task, advance=len(chunk))
+                    elif not args.follow:
+                        lines = tailer.close()
+                    else:
+                        now_at = None if src is sys.stdin.buffer else _rotated(args.file, src)
+                        if now_at is None:
                             await send(batcher.poll(time.monotonic()))
                             await trio.sleep(FOLLOW_POLL)  # waiting for the file to grow
                             continue
-                    else:
-                        lines = tailer.feed(chunk)
-                        progress.update(task, advance=len(chunk))
+                        if now_at is src:  # truncated in place: read it again from the start
+                            tailer.reset()
+                            continue
+                        # Rotated: the old file was read to its end; its last line may lack
+                        # a newline. Then the new file at the path, from its first line.
+                        lines = tailer.close()
+                        src.close()
+                        src = now_at
+                        tailer.reset()
                     for line in lines:
                         stats["lines"] += 1
                         if parser is None:
@@ -110,7 +120,7 @@ async def _ingest(args: argparse.Namespace) -> int:
                             continue
                         await send(batcher.add(visit, time.monotonic()))
                     progress.update(task, info=f"{stats['visits']:,} visits in {stats['txs']} txs")
-                    if not chunk:
+                    if not chunk and not args.follow:
                         break
                 await send(batcher.flush(time.monotonic()))
             if last_txid is not None:
@@ -154,6 +164,29 @@ def combined_config(args: argparse.Namespace) -> Any:
     )
     validate_config(config)
     return config
+
+
+def _rotated(path: str, f: BinaryIO) -> BinaryIO | None:
+    """What ``--follow`` should read next, once ``f`` (opened from ``path``) is at its end:
+    a new file opened at ``path`` if the log was rotated (moved away and created again),
+    ``f`` itself rewound if it was truncated in place (``copytruncate``), else None (keep
+    waiting; also while the path has no file yet)."""
+    import os
+
+    try:
+        now = os.stat(path)
+    except OSError:
+        return None
+    was = os.fstat(f.fileno())
+    if (now.st_ino, now.st_dev) != (was.st_ino, was.st_dev):
+        try:
+            return open(path, "rb")  # the caller closes it
+        except OSError:
+            return None
+    if now.st_size < f.tell():
+        f.seek(0)
+        return f
+    return None
 
 
 def _size(f: BinaryIO) -> int | None:

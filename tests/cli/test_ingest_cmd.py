@@ -12,6 +12,8 @@ import re
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -113,40 +115,78 @@ def test_a_bad_line_stops_the_ingest_when_asked_and_what_came_before_is_committe
     assert [row[0] for row in new] == [f"10.1.0.{i}" for i in range(5)]
 
 
-@pytest.mark.slow
-def test_follow_submits_lines_as_the_file_grows_until_interrupted(
-    tmp_path: Path, dev_chain: DevChain, terminal_key: Path,
-) -> None:
-    def lines(first: int, n: int) -> str:
-        return "".join(json.dumps({"ip": f"10.2.0.{i}", "time": T0 + i, "merchant": "acme",
-                                   "method": "browser", "op": "view"}) + "\n"
-                       for i in range(first, first + n))
+def _jsonl(prefix: str, first: int, n: int) -> str:
+    return "".join(json.dumps({"ip": f"{prefix}{i}", "time": T0 + i, "merchant": "acme",
+                               "method": "browser", "op": "view"}) + "\n"
+                   for i in range(first, first + n))
 
-    def ips_on_chain() -> list[str]:
-        _, packs = trio.run(_committed_visits, dev_chain.addr)
-        return [row[0] for p in packs for row in p.rows() if row[0].startswith("10.2.0.")]
 
-    def wait_for(ips: list[str]) -> None:
-        deadline = time.monotonic() + 30
-        while ips_on_chain() != ips:
-            assert time.monotonic() < deadline, (ips_on_chain(), ips)
-            time.sleep(0.2)  # polling the chain, with the deadline above
-
-    src = tmp_path / "growing.jsonl"
-    src.write_text(lines(0, 3))
-    proc = subprocess.Popen([*CLI, "visits", "ingest", str(src), "--follow", "--connect", dev_chain.addr,
-                             "--key", str(terminal_key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+@contextmanager
+def _following(src: Path, chain: DevChain, key: Path) -> Iterator[None]:
+    """``visits ingest SRC --follow`` running until the block ends, then Ctrl-C: it must
+    exit 130 without a traceback."""
+    proc = subprocess.Popen([*CLI, "visits", "ingest", str(src), "--follow", "--connect", chain.addr,
+                             "--key", str(key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True, env=ENV, start_new_session=True)
     try:
-        wait_for([f"10.2.0.{i}" for i in range(3)])
-        with src.open("a") as f:  # the back-end writes more
-            f.write(lines(3, 2))
-        wait_for([f"10.2.0.{i}" for i in range(5)])
+        yield
     finally:
         code = stop_group(proc)  # Ctrl-C
         _out, err = proc.communicate()
     assert code == 130, err
     assert "Traceback" not in err, err
+
+
+def _wait_for_ips(addr: str, prefix: str, ips: list[str]) -> None:
+    """Poll the chain until the committed visits whose ip starts with ``prefix`` are ``ips``."""
+    def seen() -> list[str]:
+        _, packs = trio.run(_committed_visits, addr)
+        return [row[0] for p in packs for row in p.rows() if row[0].startswith(prefix)]
+
+    deadline = time.monotonic() + 30
+    while seen() != ips:
+        assert time.monotonic() < deadline, (seen(), ips)
+        time.sleep(0.2)  # polling the chain, with the deadline above
+
+
+@pytest.mark.slow
+def test_follow_keeps_reading_through_rotation_and_truncation(
+    tmp_path: Path, dev_chain: DevChain, terminal_key: Path,
+) -> None:
+    """What logrotate does to a followed log: move it away and create a new one, or
+    (copytruncate) empty it in place. Every line written, in either file, is committed once."""
+    prefix = "10.5.0."
+    ips = [f"{prefix}{i}" for i in range(7)]
+    src = tmp_path / "access.jsonl"
+    src.write_text(_jsonl(prefix, 0, 2))
+    with _following(src, dev_chain, terminal_key):
+        _wait_for_ips(dev_chain.addr, prefix, ips[:2])
+        with src.open("a") as f:  # the last line before the move has no newline yet
+            f.write(_jsonl(prefix, 2, 1).rstrip("\n"))
+        src.rename(tmp_path / "access.jsonl.1")
+        src.write_text(_jsonl(prefix, 3, 2))
+        _wait_for_ips(dev_chain.addr, prefix, ips[:5])
+        # Truncated in place, then written again: noticed as the file being shorter than what
+        # was read (as tail -F does; a file refilled past that point before a look is not).
+        src.write_text(_jsonl(prefix, 5, 1))
+        _wait_for_ips(dev_chain.addr, prefix, ips[:6])
+        with src.open("a") as f:
+            f.write(_jsonl(prefix, 6, 1))
+        _wait_for_ips(dev_chain.addr, prefix, ips)
+
+
+@pytest.mark.slow
+def test_follow_submits_lines_as_the_file_grows_until_interrupted(
+    tmp_path: Path, dev_chain: DevChain, terminal_key: Path,
+) -> None:
+    prefix = "10.2.0."
+    src = tmp_path / "growing.jsonl"
+    src.write_text(_jsonl(prefix, 0, 3))
+    with _following(src, dev_chain, terminal_key):
+        _wait_for_ips(dev_chain.addr, prefix, [f"{prefix}{i}" for i in range(3)])
+        with src.open("a") as f:  # the back-end writes more
+            f.write(_jsonl(prefix, 3, 2))
+        _wait_for_ips(dev_chain.addr, prefix, [f"{prefix}{i}" for i in range(5)])
 
 
 @pytest.mark.slow
