@@ -95,9 +95,12 @@ async def _ingest(args: argparse.Namespace) -> int:
                         if now_at is src:  # truncated in place: read it again from the start
                             tailer.reset()
                             continue
-                        # Rotated: the old file was read to its end; its last line may lack
-                        # a newline. Then the new file at the path, from its first line.
-                        lines = tailer.close()
+                        # Rotated: read the old file to its end once more (what was written
+                        # between our last read and the move); its last line may lack a
+                        # newline. Then the new file at the path, from its first line.
+                        rest = await trio.to_thread.run_sync(src.read)
+                        lines = tailer.feed(rest) + tailer.close()
+                        progress.update(task, advance=len(rest))
                         src.close()
                         src = now_at
                         tailer.reset()
