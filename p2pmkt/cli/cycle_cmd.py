@@ -28,7 +28,14 @@ async def _cycle(args: argparse.Namespace) -> int:
 
     addr, _key = resolve(args)
     records: list[CycleRecord] = []
+    applied: dict[int, float | None] = {}  # height → when the node applied it: fetched once
     async with open_client(addr) as c:
+
+        async def applied_at(height: int) -> float | None:
+            if height not in applied:
+                applied[height] = await _applied_at(c, height)
+            return applied[height]
+
         merchants = args.merchant
         for m in merchants:
             history = await c.market_history(m, limit=min(args.limit, 500))
@@ -40,12 +47,12 @@ async def _cycle(args: argparse.Namespace) -> int:
                 r = reports.get((indicator, n))
                 if r is None:
                     continue
-                trigger_wall, update_wall = [await _applied_at(c, h) for h in (r["height"], info["height"])]
                 records.append(CycleRecord(
                     merchant=m, trigger_height=r["height"], trigger_time=r["time"],
                     report_height=r["height"], report_time=r["time"],
                     update_height=info["height"], update_time=info["time"],
-                    trigger_wall=trigger_wall, update_wall=update_wall,
+                    trigger_wall=await applied_at(r["height"]),
+                    update_wall=await applied_at(info["height"]),
                 ))
     stats = cycle_stats(records)
     print(format_cycle_stats(stats))

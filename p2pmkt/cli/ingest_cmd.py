@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from typing import Any, BinaryIO
@@ -174,8 +175,6 @@ def _rotated(path: str, f: BinaryIO) -> BinaryIO | None:
     a new file opened at ``path`` if the log was rotated (moved away and created again),
     ``f`` itself rewound if it was truncated in place (``copytruncate``), else None (keep
     waiting; also while the path has no file yet)."""
-    import os
-
     try:
         now = os.stat(path)
     except OSError:
@@ -194,8 +193,6 @@ def _rotated(path: str, f: BinaryIO) -> BinaryIO | None:
 
 def _size(f: BinaryIO) -> int | None:
     try:
-        import os
-
         return os.fstat(f.fileno()).st_size
     except (OSError, ValueError):
         return None

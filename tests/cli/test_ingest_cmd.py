@@ -49,18 +49,24 @@ async def _committed_visits(addr: str) -> tuple[int, list[VisitPack]]:
     return nonce, packs
 
 
+@pytest.fixture
+def shared_log() -> Path:
+    """The shared real access log (tests needing it skip where it is not checked out)."""
+    if not SHARED_LOG.exists():
+        pytest.skip(f"shared log not found at {SHARED_LOG}")
+    return SHARED_LOG
+
+
 def _per_merchant(packs: list[VisitPack]) -> Counter[str]:
     return Counter(row[3] for p in packs for row in p.rows())
 
 
 @pytest.mark.slow
 def test_ingest_one_visit_per_transaction_commits_every_visit_of_the_shared_log(
-    tmp_path: Path, terminal_key: Path,
+    tmp_path: Path, terminal_key: Path, shared_log: Path,
 ) -> None:
-    if not SHARED_LOG.exists():
-        pytest.skip(f"shared log not found at {SHARED_LOG}")
     with run_dev_chain(tmp_path / "chain", "--block-ms", "2000") as chain:
-        done = run_cli("visits", "ingest", SHARED_LOG, "--format", "combined", "--merchant", "acme",
+        done = run_cli("visits", "ingest", shared_log, "--format", "combined", "--merchant", "acme",
                        "--batch", "1", "--connect", chain.addr, "--key", terminal_key, timeout=180)
         assert done.returncode == 0, done.stderr
         assert f"{VISITS_IN_LOG:,} visits in {VISITS_IN_LOG:,} transactions" in done.stdout, done.stdout
@@ -72,23 +78,21 @@ def test_ingest_one_visit_per_transaction_commits_every_visit_of_the_shared_log(
 
 @pytest.mark.slow
 def test_the_access_log_mapping_options_reach_the_chain_as_the_library_applies_them(
-    dev_chain: DevChain, terminal_key: Path,
+    dev_chain: DevChain, terminal_key: Path, shared_log: Path,
 ) -> None:
-    if not SHARED_LOG.exists():
-        pytest.skip(f"shared log not found at {SHARED_LOG}")
     options = ["--merchant-map", "/presentations=globex", "--merchant", "acme",
                "--op-rule", r"^/blog/.*\?flav=rss=skip", "--static", "view", "--skip-bots"]
     expected: Counter[str] = Counter()
     parser = make_parser("combined", merchant="acme", combined=CombinedConfig(
         merchant_map=(("/presentations", "globex"),), static="view", skip_bots=True,
         op_rules=((r"^/blog/.*\?flav=rss", "skip"),)))
-    for line in split_text(SHARED_LOG.read_text(encoding="utf-8")):
+    for line in split_text(shared_log.read_text(encoding="utf-8")):
         visit = parser.parse(line)
         if visit is not None:
             expected[visit.merchant] += 1
     assert expected["globex"] > 0 and expected["acme"] > 0
     before, old = trio.run(_committed_visits, dev_chain.addr)
-    done = run_cli("visits", "ingest", SHARED_LOG, "--format", "combined", *options,
+    done = run_cli("visits", "ingest", shared_log, "--format", "combined", *options,
                    "--connect", dev_chain.addr, "--key", terminal_key, timeout=180)
     assert done.returncode == 0, done.stderr
     after, packs = trio.run(_committed_visits, dev_chain.addr)
