@@ -20,7 +20,7 @@ instead of py-libp2p types:
   outside :class:`~p2pmkt.net.members.Members`, and *any* exception resets that stream and is
   logged — an exception escaping a py-libp2p handler would tear down the whole host.
 
-Leaving the context cancels our tasks, then stops the host and pubsub (about 1 ms).
+Leaving the context cancels our tasks, then stops pubsub, then the host (about 1 ms).
 
 py-libp2p's own logger is WARNING, ``propagate=False`` and handler-less, so its (mostly
 expected) errors go to stderr through ``logging.lastResort``; :func:`tame_libp2p_logging`
@@ -28,9 +28,11 @@ silences it (``LIBP2P_DEBUG`` still works for debugging).
 
 py-libp2p 0.8.1 behaviours replaced on each host (each function says why, with what was
 measured): :func:`_free_inbound_slot_on_close` (the swarm refused every inbound connection
-after its 300th), :func:`_switch_off_auto_connector` (a second dialer beside our discovery)
-and :func:`_close_swarm` (0.2 s of sleeps per connection closed); :func:`_root_cause` digs the
-reason for a failed dial out of its wrappers.
+after its 300th), :func:`_switch_off_auto_connector` (a second dialer beside our discovery),
+:func:`_close_swarm` (0.2 s of sleeps per connection closed) and, on the Yamux class,
+:func:`_make_yamux_writes_cancel_safe` (a write cancelled half-way broke the whole
+connection); :func:`_root_cause` digs the reason for a failed dial out of its wrappers.
+GossipSub is stopped before the listeners close (a message in flight read their addresses).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.secp256k1 import Secp256k1PrivateKey
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.io.exceptions import ConnectionClosedError
 from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
@@ -344,6 +347,44 @@ def _free_inbound_slot_on_close(swarm: Any) -> None:
     swarm._do_handle_inbound_connection = handle_inbound
 
 
+WRITE_STALL_TIMEOUT = 10.0
+"""Seconds one muxer frame may take to reach the socket once its write began; a peer that
+stops reading for longer loses the connection (a half-written frame cannot be taken back)."""
+
+
+def _make_yamux_writes_cancel_safe() -> None:
+    """Let no cancellation cut a muxer frame's write short (py-libp2p 0.8.1 ``Yamux``).
+
+    Its ``_write_frame`` holds the connection's write lock and hands the frame to Noise,
+    which encrypts message by message (each advancing the nonce) and sends each. Cancelled
+    between or inside those sends, the peer got a truncated message or missed a nonce: its
+    next decryption failed and it dropped the whole connection, every stream on it. A node
+    cancels writes routinely (a subscription's pump when its client unsubscribes, timeouts
+    around requests); in CI a client's RPC stream died so, mid-test. Here the write, once it
+    holds the lock, is shielded; a frame that cannot be sent within
+    :data:`WRITE_STALL_TIMEOUT` closes the connection (its state is unknown). A caller
+    cancelled meanwhile sees its cancellation right after. Waiting for the lock stays
+    cancellable: nothing is written yet. Installed once, on the class.
+    """
+    if getattr(Yamux._write_frame, "_p2pmkt_cancel_safe", False):
+        return
+
+    async def write_frame(self: Any, data: bytes) -> None:
+        async with self._write_lock:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(WRITE_STALL_TIMEOUT) as stall:
+                    await self.secured_conn.write(data)
+                if stall.cancelled_caught:
+                    await _close_quietly(self.secured_conn)
+                    raise ConnectionClosedError(
+                        f"peer did not read a frame for {WRITE_STALL_TIMEOUT:g} s; connection closed"
+                    )
+        await trio.lowlevel.checkpoint()
+
+    write_frame._p2pmkt_cancel_safe = True  # type: ignore[attr-defined]
+    Yamux._write_frame = write_frame
+
+
 def _switch_off_auto_connector(swarm: Any) -> None:
     """py-libp2p 0.8.1's AutoConnector aims at half its high watermark (150 connections) and
     dials whatever its peerstore holds, every 30 s and after each disconnect. Our discovery
@@ -354,6 +395,12 @@ def _switch_off_auto_connector(swarm: Any) -> None:
         return None
 
     swarm.auto_connector.maybe_connect = nothing
+
+
+async def _stop_services(managers: list[Any]) -> None:
+    """Stop py-libp2p services (their managers), the last started first."""
+    for manager in reversed(managers):
+        await manager.stop()
 
 
 async def _close_quietly(conn: Any) -> None:
@@ -397,6 +444,7 @@ async def open_net(
     key = key or PrivateKey.generate()
     config = config or NetConfig()
     kp = _libp2p_key_pair(key)
+    _make_yamux_writes_cancel_safe()
     host = new_host(
         key_pair=kp,
         sec_opt={TProtocol(NOISE_ID): NoiseTransport(kp, noise_privkey=new_x25519_key_pair().private_key)},
@@ -410,10 +458,11 @@ async def open_net(
     _switch_off_auto_connector(host.get_network())
     async with AsyncExitStack() as stack:
         gossip: Gossip | None = None
+        gossip_services: list[Any] = []
         if config.gossip is not None:
             pubsub, router = make_pubsub(host, config.gossip)
-            await stack.enter_async_context(background_trio_service(pubsub))
-            await stack.enter_async_context(background_trio_service(router))
+            gossip_services.append(await stack.enter_async_context(background_trio_service(pubsub)))
+            gossip_services.append(await stack.enter_async_context(background_trio_service(router)))
             await pubsub.wait_until_ready()
             gossip = Gossip(pubsub, config.chain_id, config.gossip, members, tx_cache=tx_cache,
                             on_reject=on_gossip_reject, proposers=head_proposers)
@@ -422,6 +471,9 @@ async def open_net(
         # Leaving host.run() cancels the swarm's tasks but leaves its sockets to the garbage
         # collector (ResourceWarning: unclosed socket); close connections explicitly first.
         stack.push_async_callback(_close_swarm, host)
+        # ...and stop GossipSub before that: a publish in flight reads the listeners'
+        # addresses (getsockname) and failed with EBADF once they were closed.
+        stack.push_async_callback(_stop_services, gossip_services)
         net = Net(host, key, config, members, gossip)
         async with trio.open_nursery() as nursery:
             if gossip is not None:
