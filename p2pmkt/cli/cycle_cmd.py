@@ -61,7 +61,7 @@ async def _cycle(args: argparse.Namespace) -> int:
 
 async def _applied_at(c: Any, height: int) -> float | None:
     """When the node applied ``height``, in seconds, if it knows."""
-    ms = (await c.call("chain.block", {"height": height})).get("applied_at")
+    ms = (await c.call("chain.block", {"height": height, "body": False})).get("applied_at")
     return None if ms is None else ms / 1000.0
 
 

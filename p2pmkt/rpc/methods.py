@@ -101,11 +101,15 @@ METHODS: dict[str, MethodSpec] = {
             (
                 Field("height", "uint", "block height", required=False),
                 Field("hash", "bytes32", "block hash", required=False),
+                Field("body", "bool", "false: answer without `block` (height, hash and "
+                      "`applied_at` only; a block may be megabytes). Default true",
+                      required=False, default=True),
             ),
             (
                 Field("height", "uint", "block height"),
                 Field("hash", "bytes32", "block hash"),
-                Field("block", "bytes", "the block's wire bytes (canonical CBOR, §Blocks)"),
+                Field("block", "bytes", "the block's wire bytes (canonical CBOR, §Blocks); "
+                      "absent when asked with `body: false`", required=False),
                 Field("applied_at", "uint", "when this node applied the block, ms since the Unix "
                       "epoch on its own clock (not chain data: for wall-time figures such as "
                       "`p2pmkt market cycle`'s); only for blocks it applied since it started",

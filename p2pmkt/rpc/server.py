@@ -331,7 +331,10 @@ class RpcServerSession:
             if rec is None:
                 what = f"height {p['height']}" if p["height"] is not None else f"hash {p['hash'].hex()}"
                 return _not_found(rid, f"no committed block at {what}")
-            return Reply(encode_result(rid, rec.to_wire()))
+            wire = rec.to_wire()
+            if not p["body"]:
+                del wire["block"]
+            return Reply(encode_result(rid, wire))
         if method == "tx.submit":
             txid = await api.submit_tx(p["tx"])
             return Reply(encode_result(rid, {"txid": txid}))

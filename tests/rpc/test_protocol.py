@@ -151,6 +151,9 @@ async def test_dispatcher_results_and_errors() -> None:
     s = RpcServerSession(api)
     assert await answer(s, "chain.head", {}) == {"id": 1, "result": {"height": 3, "hash": b"h" * 32, "time": 9}}
     assert (await answer(s, "chain.block", {"height": 1}))["result"]["block"] == b"blk"
+    headless = (await answer(s, "chain.block", {"height": 1, "body": False}))["result"]
+    assert "block" not in headless and headless["height"] == 1
+    assert (await answer(s, "chain.block", {"height": 1, "body": True}))["result"]["block"] == b"blk"
     assert (await answer(s, "chain.block", {"height": 2}))["error"]["code"] == ErrorCode.NOT_FOUND
     assert (await answer(s, "tx.get", {"txid": b"x" * 32}))["result"] == {
         "txid": b"x" * 32, "status": "rejected", "height": 4, "reason": "bad_nonce",
