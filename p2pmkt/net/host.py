@@ -398,9 +398,12 @@ def _switch_off_auto_connector(swarm: Any) -> None:
 
 
 async def _stop_services(managers: list[Any]) -> None:
-    """Stop py-libp2p services (their managers), the last started first."""
-    for manager in reversed(managers):
-        await manager.stop()
+    """Stop py-libp2p services (their managers), the last started first, and wait until they
+    have: shielded (bounded), since leaving ``open_net`` is often itself a cancellation, in
+    which an unshielded wait would return before the services' tasks were gone."""
+    with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+        for manager in reversed(managers):
+            await manager.stop()
 
 
 async def _close_quietly(conn: Any) -> None:
