@@ -20,7 +20,7 @@ instead of py-libp2p types:
   outside :class:`~p2pmkt.net.members.Members`, and *any* exception resets that stream and is
   logged — an exception escaping a py-libp2p handler would tear down the whole host.
 
-Leaving the context cancels our tasks, then stops pubsub, then the host (about 1 ms).
+Leaving the context cancels our tasks, then stops the host and pubsub (about 1 ms).
 
 py-libp2p's own logger is WARNING, ``propagate=False`` and handler-less, so its (mostly
 expected) errors go to stderr through ``logging.lastResort``; :func:`tame_libp2p_logging`
@@ -32,7 +32,8 @@ after its 300th), :func:`_switch_off_auto_connector` (a second dialer beside our
 :func:`_close_swarm` (0.2 s of sleeps per connection closed) and, on the Yamux class,
 :func:`_make_yamux_writes_cancel_safe` (a write cancelled half-way broke the whole
 connection); :func:`_root_cause` digs the reason for a failed dial out of its wrappers.
-GossipSub is stopped before the listeners close (a message in flight read their addresses).
+While a host closes, its addresses are answered from memory (GossipSub, stopped after the
+swarm, read them from closed listeners).
 """
 
 from __future__ import annotations
@@ -289,6 +290,14 @@ async def _close_swarm(host: Any) -> None:
     exits), without the wait; the connections' tasks then go with the host's.
     """
     swarm = host.get_network()
+    # GossipSub outlives the swarm by a moment (stopped first, its handlers on live
+    # connections failed instead), and a message it hands on in that moment reads the host's
+    # addresses: from closed listeners, getsockname raised OSError (EBADF) out of open_net.
+    try:
+        addrs = host.get_addrs()
+    except OSError:
+        addrs = []
+    host.get_addrs = lambda: list(addrs)
     with trio.CancelScope(shield=True), trio.move_on_after(2.0):
         try:
             conns = [c for cs in swarm.connections.values() for c in cs]
@@ -397,15 +406,6 @@ def _switch_off_auto_connector(swarm: Any) -> None:
     swarm.auto_connector.maybe_connect = nothing
 
 
-async def _stop_services(managers: list[Any]) -> None:
-    """Stop py-libp2p services (their managers), the last started first, and wait until they
-    have: shielded (bounded), since leaving ``open_net`` is often itself a cancellation, in
-    which an unshielded wait would return before the services' tasks were gone."""
-    with trio.CancelScope(shield=True), trio.move_on_after(2.0):
-        for manager in reversed(managers):
-            await manager.stop()
-
-
 async def _close_quietly(conn: Any) -> None:
     try:
         await conn.close()
@@ -461,11 +461,10 @@ async def open_net(
     _switch_off_auto_connector(host.get_network())
     async with AsyncExitStack() as stack:
         gossip: Gossip | None = None
-        gossip_services: list[Any] = []
         if config.gossip is not None:
             pubsub, router = make_pubsub(host, config.gossip)
-            gossip_services.append(await stack.enter_async_context(background_trio_service(pubsub)))
-            gossip_services.append(await stack.enter_async_context(background_trio_service(router)))
+            await stack.enter_async_context(background_trio_service(pubsub))
+            await stack.enter_async_context(background_trio_service(router))
             await pubsub.wait_until_ready()
             gossip = Gossip(pubsub, config.chain_id, config.gossip, members, tx_cache=tx_cache,
                             on_reject=on_gossip_reject, proposers=head_proposers)
@@ -474,9 +473,6 @@ async def open_net(
         # Leaving host.run() cancels the swarm's tasks but leaves its sockets to the garbage
         # collector (ResourceWarning: unclosed socket); close connections explicitly first.
         stack.push_async_callback(_close_swarm, host)
-        # ...and stop GossipSub before that: a publish in flight reads the listeners'
-        # addresses (getsockname) and failed with EBADF once they were closed.
-        stack.push_async_callback(_stop_services, gossip_services)
         net = Net(host, key, config, members, gossip)
         async with trio.open_nursery() as nursery:
             if gossip is not None:

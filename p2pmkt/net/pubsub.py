@@ -161,6 +161,12 @@ class Gossip:
         pubsub.set_topic_validator(self.tx_topic, self._validate_txs, False)
         pubsub.set_topic_validator(self.head_topic, self._validate_head, False)
 
+    def tx_topic_peers(self) -> frozenset[str]:
+        """Peers (ids) whose subscription to the transaction topic has reached us. A message
+        published before a peer's subscription arrives is not sent to it (py-libp2p has no
+        one to send it to); wait for the peer here first where that matters."""
+        return frozenset(p.to_base58() for p in self._ps.peer_topics.get(self.tx_topic, ()))
+
     def statistics(self) -> GossipStatistics:
         return GossipStatistics(
             self._published, self._delivered_bundles, self._delivered_heads,

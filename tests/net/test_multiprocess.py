@@ -152,18 +152,20 @@ async def test_invalid_and_outsider_gossip_floods(cluster: Cluster) -> None:
     cfg = NetConfig(chain_id=CHAIN, listen=("/ip4/127.0.0.1/tcp/0",), discovery=False)
     async with open_net(dev_key("outsider"), cfg) as outsider:
         assert outsider.gossip is not None
-        for n in NAMES:
-            await outsider.connect(cluster.addr[n])
+        peers = [await outsider.connect(cluster.addr[n]) for n in NAMES]
         with trio.fail_after(10):
-            while not outsider.gossip.statistics() or not outsider.connected_peers():
+            while not set(peers) <= outsider.gossip.tx_topic_peers():
                 await trio.sleep(0.05)
             await outsider.gossip.publish_txs([outsider_tx.encode()])
     async with open_net(dev_key("member"), cfg, members=members) as member:
         gossip = member.gossip
         assert gossip is not None
-        await member.connect(cluster.addr["n2"])
+        n2 = await member.connect(cluster.addr["n2"])
         async with open_client(cluster.addr["n0"]) as c0:
             with trio.fail_after(20):
+                # Published before n2's subscription reached us, the messages would go nowhere.
+                while n2 not in gossip.tx_topic_peers():
+                    await trio.sleep(0.05)
                 # garbage of every kind, published raw (our own validator lets our messages out)
                 wrong_chain = make_tx(dev_key("bob"), "other-chain", 0, "k", {}).encode()
                 floods = [b"\xff" * 50, encode_bundle([b"\x00"]), encode_bundle([wrong_chain])]
