@@ -290,9 +290,9 @@ async def _close_swarm(host: Any) -> None:
     exits), without the wait; the connections' tasks then go with the host's.
     """
     swarm = host.get_network()
-    # GossipSub outlives the swarm by a moment (stopped first, its handlers on live
-    # connections failed instead), and a message it hands on in that moment reads the host's
-    # addresses: from closed listeners, getsockname raised OSError (EBADF) out of open_net.
+    # GossipSub stops a moment after the swarm (stopped before it, its handlers on live
+    # connections fed a stopped service), and a message it hands on in that moment reads the
+    # host's addresses: from closed listeners, getsockname raised OSError (EBADF).
     try:
         addrs = host.get_addrs()
     except OSError:

@@ -113,8 +113,11 @@ class BlockRecord:
     applied_at: int | None = None
     """When the answering node applied it, ms on its own clock (None if it does not know)."""
 
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"height": self.height, "hash": self.hash, "block": self.block}
+    def to_wire(self, *, body: bool = True) -> dict[str, Any]:
+        """The ``chain.block`` answer; ``body=False`` leaves the block's bytes out."""
+        out: dict[str, Any] = {"height": self.height, "hash": self.hash}
+        if body:
+            out["block"] = self.block
         if self.applied_at is not None:
             out["applied_at"] = self.applied_at
         return out
@@ -331,10 +334,7 @@ class RpcServerSession:
             if rec is None:
                 what = f"height {p['height']}" if p["height"] is not None else f"hash {p['hash'].hex()}"
                 return _not_found(rid, f"no committed block at {what}")
-            wire = rec.to_wire()
-            if not p["body"]:
-                del wire["block"]
-            return Reply(encode_result(rid, wire))
+            return Reply(encode_result(rid, rec.to_wire(body=p["body"])))
         if method == "tx.submit":
             txid = await api.submit_tx(p["tx"])
             return Reply(encode_result(rid, {"txid": txid}))
