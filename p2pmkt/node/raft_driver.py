@@ -344,19 +344,26 @@ async def run_block_producer(
     previous one is applied, so each proposal extends the head it was built on. A block from
     a deposed leader may still commit after a newer one; the application must then skip it
     (its parent is not the head), which every node does identically.
+
+    ``interval`` counts from the previous proposal, not from its commit: a block whose
+    commit took longer than ``interval`` is followed at once by the next. (Waiting a whole
+    interval after each commit left the leader idle for 100 ms of a 400–550-ms block cycle
+    under load, and with it every client waiting on a commit; BENCHMARKS.md, session 8.)
     """
     task_status.started()
     fresh = True  # just became leader: propose at once (failover time), then pace
+    last = -float("inf")  # when the last block was built (trio clock)
     while True:
         if not driver.is_leader:
             fresh = True
             await driver.wait_leader_change()
             continue
         if not fresh:
-            with trio.move_on_after(interval):
+            with trio.move_on_at(last + interval):
                 await driver.wait_leader_change()  # paces blocks; wakes early if deposed
                 continue
         fresh = False
+        last = trio.current_time()
         data = build_block()
         if data is None:
             continue

@@ -200,3 +200,45 @@ async def test_block_producer_proposes_only_on_the_leader(
     assert all(
         a.blocks == [f"tx{i}".encode() for i in range(5)] for a in apps.values() if a.me == lead
     )
+
+
+class _PacedDriver:
+    """Just what run_block_producer uses of a driver: always the leader; each proposal is
+    applied ``commit_s`` (virtual) seconds after it is made."""
+
+    def __init__(self, commit_s: float) -> None:
+        self.commit_s = commit_s
+        self.is_leader = True
+        self.proposed: list[float] = []
+        self.sixth = trio.Event()
+
+    def propose(self, data: bytes) -> int:
+        self.proposed.append(trio.current_time())
+        if len(self.proposed) == 6:
+            self.sixth.set()
+        return len(self.proposed)
+
+    async def wait_applied(self, index: int) -> None:
+        await trio.sleep_until(self.proposed[index - 1] + self.commit_s)
+
+    async def wait_leader_change(self) -> None:
+        await trio.sleep_forever()
+
+
+async def _proposal_gaps(commit_s: float, interval: float) -> list[float]:
+    d = _PacedDriver(commit_s)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run_block_producer, d, lambda: b"block", interval=interval))  # type: ignore[arg-type]
+        await d.sixth.wait()
+        nursery.cancel_scope.cancel()
+    return [round(b - a, 6) for a, b in zip(d.proposed, d.proposed[1:])]
+
+
+async def test_slow_commit_is_followed_by_the_next_block_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """The interval counts from the previous proposal: a commit slower than the interval
+    leaves no idle gap after it (it used to add a whole interval to every block cycle)."""
+    assert await _proposal_gaps(commit_s=0.3, interval=0.1) == [0.3] * 5
+
+
+async def test_fast_commit_still_waits_for_the_interval(autojump_clock: trio.testing.MockClock) -> None:
+    assert await _proposal_gaps(commit_s=0.02, interval=0.1) == [0.1] * 5
