@@ -8,7 +8,10 @@ it should be compared with, in the same run.
     throughput  signed txs committed/s, clients submitting over the wire protocol (several
                 concurrent senders, one connection each, spread over all nodes): one
                 transaction per request, then up to 16 per ``tx.submit_batch``; also
-                visits/s with larger batches. Bound: secp256k1 recover+compare/s on one core.
+                visits/s with larger batches. Bounds: secp256k1 recover+compare/s on one
+                core, and the network's apply bound (cores / (4 nodes x one node's cost to
+                decode, verify, apply and commit a transaction of the load; see
+                ``bound_network_apply``), with the best rate's fraction of it.
     latency     commit latency p50/p99 (submit → a node reports the block) at about half the
                 throughput measured in the same run, over the whole run and at steady state
                 (without the first 2 s, while the clients connect); then the same for
@@ -95,6 +98,58 @@ async def bound_stream_rtt(addr_of_node: str, rounds: int = 300) -> float:
             await c.head()
             out.append(time.perf_counter() - t)
     return pct(out, 0.5)
+
+
+def bound_network_apply(nodes: int = 4, txs: int = 4000, block_txs: int = 1000) -> dict[str, float]:
+    """The most signed txs/s ``nodes`` nodes sharing this machine's cores could commit if each
+    did nothing but what every node must do with every transaction of a block: decode it,
+    recover its signature, apply it and commit it durably (this package's code, one core,
+    fresh LMDB; the throughput load's transactions: one-visit ``visit.pack``, 32 senders).
+    No admission, gossip, Raft, RPC or client work is counted, so a network can only come
+    below it: ``cores / (nodes * seconds per transaction)``."""
+    import tempfile
+
+    import p2pmkt.chain.contract_api as contract_api
+    import p2pmkt.chain.tx as tx_module
+    from p2pmkt.chain.apply import genesis_batch
+    from p2pmkt.chain.block import build_block
+    from p2pmkt.chain.tx import make_tx
+    from p2pmkt.crypto.keys import PrivateKey
+    from p2pmkt.market.packed import pack_visits
+    from p2pmkt.storage import LmdbStore
+    from p2pmkt.types import ZERO_HASH, Hash32
+    from tools.bench.apply import CHAIN, GENESIS_TIME, MERCHANTS, make_genesis, timed_block
+    from tools.chaos.cluster import visit
+
+    senders = [PrivateKey.from_seed(f"bound/{i}") for i in range(32)]
+    validator = PrivateKey.from_seed("bound/validator")
+    genesis = make_genesis(senders, validator, block_txs)
+    signed = [make_tx(senders[i % 32], CHAIN, i // 32, "visit.pack",
+                      pack_visits([visit(i, f"m{i % MERCHANTS}")])) for i in range(txs)]
+    # A node has verified none of these signatures, nor hashed most of these texts (the load's
+    # accounts are all distinct): forget what this process remembers of earlier calls.
+    tx_module._VERIFIED.clear()
+    contract_api._TEXT_IDS.clear()
+    spent = 0.0
+    with tempfile.TemporaryDirectory() as tmp, LmdbStore.open(Path(tmp) / "s") as store:
+        gbatch = genesis_batch(genesis)
+        root = gbatch.get("meta", b"state_root")
+        assert root is not None
+        head = store.init_genesis(gbatch, genesis.hash, state_root=Hash32(root), time=genesis.genesis_time)
+        parent, pre_root = ZERO_HASH, head.state_root
+        for b in range(txs // block_txs):
+            raw = build_block(validator, chain=CHAIN, height=b + 1, parent=parent, state=pre_root,
+                              time=GENESIS_TIME + 100 * (b + 1),
+                              txs=signed[b * block_txs:(b + 1) * block_txs]).encode()
+            block, result, (t0, _, _, t3) = timed_block(store, raw, genesis)
+            if any(r.status != "ok" for r in result.receipts):
+                raise SystemExit("bench bug: the bound's block rejected a transaction")
+            spent += t3 - t0
+            parent, pre_root = block.hash, result.state_root
+    per_tx = spent / (txs // block_txs * block_txs)
+    cores = os.cpu_count() or 1
+    return {"apply_us_per_tx_1core": round(per_tx * 1e6, 1), "nodes": nodes, "cores": cores,
+            "bound_tx_per_s": round(cores / (nodes * per_tx))}
 
 
 # --- load runs ---------------------------------------------------------------------------
@@ -194,8 +249,11 @@ async def bench_throughput(quick: bool) -> dict[str, Any]:
                                  seconds=90, window=3, to_leader=True)
         lat_rtt = await bound_stream_rtt(cl.addr(cl.names[0]))
     rec = bound_recover()
+    bound = bound_network_apply()
+    best = max(tx["tx_per_s"], tx_leader["tx_per_s"], tx_batched["tx_per_s"])
     return {"tx": tx, "tx_to_leader": tx_leader, "tx_batched_clients": tx_batched, "visit_batches": vis, "bound_recover_per_s_1core": round(rec),
-            "bound_rpc_rtt_ms": round(lat_rtt * 1000, 3)}
+            "bound_rpc_rtt_ms": round(lat_rtt * 1000, 3), "bound_network_apply": bound,
+            "best_tx_per_s_of_bound": round(best / bound["bound_tx_per_s"], 3)}
 
 
 async def bench_latency(quick: bool, max_tps: float | None) -> dict[str, Any]:
