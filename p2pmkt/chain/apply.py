@@ -68,6 +68,7 @@ from p2pmkt.chain.merkle import merkle_root
 from p2pmkt.chain.roles import (
     MemberRecord,
     ValidatorSet,
+    member_of,
     short_address,
     validator_set,
     write_member,
@@ -92,7 +93,7 @@ __all__ = [
     "genesis_batch",
     "read_head",
     "validate_tx_for_state",
-    "validate_tx_stateless",
+    "validate_tx_queued",
 ]
 
 _U64 = struct.Struct(">Q")
@@ -335,15 +336,26 @@ def _keep_admitted(stx: SignedTransaction, params: object, parsed: Any) -> None:
         _ADMITTED.keep(stx.txid, params, parsed)
 
 
-def validate_tx_stateless(stx: SignedTransaction, genesis: Genesis) -> None:
-    """:func:`~p2pmkt.chain.validation.validate_tx` for mempool admission of a transaction
-    queued behind its sender's pending ones (no state checks yet); like
-    :func:`validate_tx_for_state`, it keeps a ``visit.pack``'s parse for block application.
+def validate_tx_queued(state: StateReader, stx: SignedTransaction, genesis: Genesis) -> None:
+    """Mempool admission of a transaction queued behind its sender's pending ones: the
+    stateless checks (:func:`~p2pmkt.chain.validation.validate_tx`) and who may send it (its
+    kind's ``permit``) against ``state``; the handler's other checks wait for its block,
+    since they may depend on what the pending transactions do (a configure right after its
+    deploy). Like :func:`validate_tx_for_state`, it keeps a ``visit.pack``'s parse for block
+    application.
+
+    Roles change only by governance transactions, which only platform members send, so a
+    platform member's own pending transactions may change what it may send next: for a
+    sender holding ``platform`` the block decides the role too.
 
     Raises:
         InvalidTransaction, UnknownKind, InvalidSignature: as ``validate_tx``.
+        PermissionDenied: the sender may not send this kind (for that merchant).
     """
-    _spec, parsed = validate_tx(stx, genesis)
+    spec, parsed = validate_tx(stx, genesis)
+    record = member_of(state, stx.tx.sender)
+    if record is None or "platform" not in record.roles:
+        spec.permit(state, stx.tx.sender, parsed)
     _keep_admitted(stx, genesis.params, parsed)
 
 

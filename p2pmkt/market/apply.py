@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 A handler gets a :class:`~p2pmkt.market.kinds.TxContext` and the payload its kind's ``parse``
-produced. It checks the sender's role and merchant scope (:mod:`p2pmkt.chain.roles`), then any
-state preconditions, then writes through ``ctx.batch``. Handlers raise typed errors
+produced. It checks the sender's role and merchant scope first (its kind's ``permit``, one of
+the ``permit_*`` functions below, over :mod:`p2pmkt.chain.roles`), then any state
+preconditions, then writes through ``ctx.batch``. Handlers raise typed errors
 (:class:`PermissionDenied`, :class:`InvalidTransaction`, :class:`ContractRejected`) *before or
 after* writing: the caller applies each transaction in its own overlay and drops it on error, so
 a handler never has to undo anything.
@@ -48,9 +49,11 @@ from p2pmkt.chain.roles import (
     apply_governance,
     member_of,
     parse_governance,
+    require_platform,
     require_role,
     short_address,
 )
+from p2pmkt.chain.state import StateReader
 from p2pmkt.errors import ContractRejected, InvalidTransaction, LocalError, PermissionDenied
 from p2pmkt.market.events import (
     ContractDeployed,
@@ -89,7 +92,47 @@ from p2pmkt.market.store import (
     set_visit_count,
     visit_count,
 )
-from p2pmkt.types import Hash32
+from p2pmkt.types import Address, Hash32
+
+# --- Who may send each kind (KindSpec.permit) ---------------------------------------------------
+
+
+def permit_terminal(state: StateReader, sender: Address, _parsed: object) -> None:
+    """Visits: the sender must hold ``terminal``."""
+    record = member_of(state, sender)
+    if record is None or "terminal" not in record.roles:  # require_role's test, inlined
+        require_role(state, sender, "terminal")
+
+
+def permit_deploy(state: StateReader, sender: Address, _parsed: object) -> None:
+    """Contract code: any merchant-ops member, or platform (the shared catalog)."""
+    record = member_of(state, sender)
+    if record is None or not (
+        "platform" in record.roles or any(r.startswith("merchant-ops:") for r in record.roles)
+    ):
+        raise PermissionDenied(
+            f"{short_address(sender)} may not deploy contracts: that needs a merchant-ops "
+            "role (or platform)",
+            reason="missing_role",
+        )
+
+
+def permit_merchant_ops(state: StateReader, sender: Address, parsed: Any) -> None:
+    """Indicators: merchant-ops of the payload's merchant."""
+    require_role(state, sender, "merchant-ops", parsed.merchant)
+
+
+def permit_merchant_tech(state: StateReader, sender: Address, parsed: Any) -> None:
+    """Marketing information and rules: merchant-tech of the payload's merchant."""
+    require_role(state, sender, "merchant-tech", parsed.merchant)
+
+
+def permit_platform(state: StateReader, sender: Address, _parsed: object) -> None:
+    """Governance: platform."""
+    require_platform(state, sender)
+
+
+# --- Handlers -------------------------------------------------------------------------------
 
 
 def apply_visit_batch(ctx: TxContext, p: VisitBatch) -> None:
@@ -106,9 +149,7 @@ def apply_visit_batch(ctx: TxContext, p: VisitBatch) -> None:
             (reason ``unknown_merchant``).
     """
     batch = ctx.batch
-    record = member_of(batch, ctx.sender)
-    if record is None or "terminal" not in record.roles:  # require_role's test, inlined
-        require_role(batch, ctx.sender, "terminal")
+    permit_terminal(batch, ctx.sender, p)
     groups: dict[str, list[bytes]] = {}
     firsts: dict[str, tuple[int, int]] = {}  # merchant -> (first seq, index of its first visit)
     store = not ctx.dry_run
@@ -148,9 +189,7 @@ def apply_visit_pack(ctx: TxContext, p: VisitPack) -> None:
             (reason ``unknown_merchant``), naming the first such visit as visit.batch does.
     """
     batch = ctx.batch
-    record = member_of(batch, ctx.sender)
-    if record is None or "terminal" not in record.roles:
-        require_role(batch, ctx.sender, "terminal")
+    permit_terminal(batch, ctx.sender, p)
     strings, merchants = p.strings, p.merchants
     firsts: dict[int, int] = {}
     for k in dict.fromkeys(merchants):  # distinct merchants, in order of first visit
@@ -225,15 +264,7 @@ def apply_deploy(ctx: TxContext, p: Deploy) -> None:
         LocalError: no runtime while applying a block (this node is misconfigured; it must
             stop rather than diverge).
     """
-    record = member_of(ctx.batch, ctx.sender)
-    if record is None or not (
-        "platform" in record.roles or any(r.startswith("merchant-ops:") for r in record.roles)
-    ):
-        raise PermissionDenied(
-            f"{short_address(ctx.sender)} may not deploy contracts: that needs a merchant-ops "
-            "role (or platform)",
-            reason="missing_role",
-        )
+    permit_deploy(ctx.batch, ctx.sender, p)
     limit = ctx.genesis.params.contract_max_code_bytes
     if len(p.code) > limit:
         raise ContractRejected(
@@ -264,7 +295,7 @@ def apply_configure(ctx: TxContext, spec: IndicatorSpec) -> None:
         InvalidTransaction: the code hash is not deployed (reason ``unknown_code``).
     """
     batch = ctx.batch
-    require_role(batch, ctx.sender, "merchant-ops", spec.merchant)
+    permit_merchant_ops(batch, ctx.sender, spec)
     if batch.get("contracts", spec.code_hash) is None:
         raise InvalidTransaction(
             f"indicator.configure: no contract with code hash {spec.code_hash.hex()} is "
@@ -288,7 +319,7 @@ def apply_remove(ctx: TxContext, p: RemoveIndicator) -> None:
         PermissionDenied: not merchant-ops of the merchant.
         InvalidTransaction: no such active indicator (reason ``unknown_indicator``).
     """
-    require_role(ctx.batch, ctx.sender, "merchant-ops", p.merchant)
+    permit_merchant_ops(ctx.batch, ctx.sender, p)
     old = get_indicator(ctx.batch, p.merchant, p.name)
     if old is None or not old.active:
         raise InvalidTransaction(
@@ -311,7 +342,7 @@ def apply_market_update(ctx: TxContext, p: MarketUpdate) -> None:
         InvalidTransaction: reasons ``stale_version``, ``bad_cause``, ``unknown_cause``.
     """
     batch = ctx.batch
-    require_role(batch, ctx.sender, "merchant-tech", p.merchant)
+    permit_merchant_tech(batch, ctx.sender, p)
     current = get_marketing(batch, p.merchant)
     version = 0 if current is None else current.version
     if p.base_version != version:
@@ -350,7 +381,7 @@ def apply_rules(ctx: TxContext, p: PublishRules) -> None:
     Raises:
         PermissionDenied: not merchant-tech of the merchant.
     """
-    require_role(ctx.batch, ctx.sender, "merchant-tech", p.merchant)
+    permit_merchant_tech(ctx.batch, ctx.sender, p)
     ctx.batch.put("rules", p.merchant.encode(), p.rules)
     ctx.events.append(RulesPublished(p.merchant, len(p.rules), ctx.sender))
 
@@ -362,17 +393,19 @@ def _governance(kind: str) -> KindSpec:
     def apply(ctx: TxContext, op: GovernanceOp) -> None:
         ctx.events.append(apply_governance(ctx.batch, ctx.sender, op))
 
-    return KindSpec(kind, parse, apply)
+    return KindSpec(kind, parse, apply, permit_platform)
 
 
 KINDS: Mapping[str, KindSpec] = {
     **{kind: _governance(kind) for kind in GOVERNANCE_KINDS},
-    "visit.batch": KindSpec("visit.batch", parse_visit_batch, apply_visit_batch),
-    "visit.pack": KindSpec("visit.pack", parse_visit_pack, apply_visit_pack),
-    "contract.deploy": KindSpec("contract.deploy", parse_deploy, apply_deploy),
-    "indicator.configure": KindSpec("indicator.configure", parse_configure, apply_configure),
-    "indicator.remove": KindSpec("indicator.remove", parse_remove, apply_remove),
-    "market.update": KindSpec("market.update", parse_market_update, apply_market_update),
-    "rules.publish": KindSpec("rules.publish", parse_rules, apply_rules),
+    "visit.batch": KindSpec("visit.batch", parse_visit_batch, apply_visit_batch, permit_terminal),
+    "visit.pack": KindSpec("visit.pack", parse_visit_pack, apply_visit_pack, permit_terminal),
+    "contract.deploy": KindSpec("contract.deploy", parse_deploy, apply_deploy, permit_deploy),
+    "indicator.configure": KindSpec("indicator.configure", parse_configure, apply_configure,
+                                    permit_merchant_ops),
+    "indicator.remove": KindSpec("indicator.remove", parse_remove, apply_remove, permit_merchant_ops),
+    "market.update": KindSpec("market.update", parse_market_update, apply_market_update,
+                              permit_merchant_tech),
+    "rules.publish": KindSpec("rules.publish", parse_rules, apply_rules, permit_merchant_tech),
 }
 """Every transaction kind of the chain, by name (see :mod:`p2pmkt.market.kinds` for schemas)."""

@@ -51,7 +51,7 @@ from typing import Any
 from p2pmkt.chain._slots import slot_builder
 from p2pmkt.chain.contract_api import ContractRuntime
 from p2pmkt.chain.genesis import ChainParams, Genesis, valid_merchant_id
-from p2pmkt.chain.state import WriteBatch
+from p2pmkt.chain.state import StateReader, WriteBatch
 from p2pmkt.errors import InvalidTransaction
 from p2pmkt.market.model import (
     _I64_MAX,
@@ -101,11 +101,19 @@ class TxContext:
 
 @dataclass(frozen=True, slots=True)
 class KindSpec:
-    """A transaction kind: its name, schema check and handler."""
+    """A transaction kind: its name, schema check, permission check and handler.
+
+    ``permit(state, sender, parsed)`` is the "who" column of the table above: it raises
+    :class:`~p2pmkt.errors.PermissionDenied` unless ``sender`` holds the kind's role (and
+    merchant scope) in ``state``. The handler calls it first, so a block decides with it; the
+    mempool also calls it alone for a transaction queued behind its sender's pending ones,
+    whose other checks must wait for the state those leave (p2pmkt.node.chain).
+    """
 
     name: str
     parse: Callable[[dict[str, Any], ChainParams], Any]
     apply: Callable[[TxContext, Any], None]
+    permit: Callable[[StateReader, Address, Any], None]
 
 
 def bad(kind: str, message: str) -> InvalidTransaction:

@@ -8,8 +8,9 @@ trio tasks (one at a time: trio is single-threaded, and no method awaits):
 * ``submit`` (RPC) and ``admit`` (gossip) check a transaction against committed state with the
   same rules block application uses, then pool it. Rejections raise the typed error and are
   counted by reason in metrics. A transaction whose nonce is ahead of its sender's account
-  (queued behind pending ones) gets only the stateless checks at the door, because its handler
-  may depend on what those pending transactions do; its block gives the final verdict.
+  (queued behind pending ones) gets the stateless checks and its sender's role at the door,
+  not the rest of its handler, which may depend on what those pending transactions do; its
+  block gives the final verdict.
 * ``build_block`` (the leader, or the dev chain) takes pooled transactions in nonce order and
   signs a block on top of the head. It builds nothing when the pool is empty.
 * ``apply`` applies a committed block on a snapshot of committed state and commits the block,
@@ -37,7 +38,7 @@ from p2pmkt.chain.apply import (
     genesis_batch,
     read_head,
     validate_tx_for_state,
-    validate_tx_stateless,
+    validate_tx_queued,
 )
 from p2pmkt.chain.block import Block, build_block, decode_block, verify_block_signature
 from p2pmkt.chain.contract_api import ContractRuntime
@@ -182,8 +183,9 @@ class ChainService:
                 else:
                     # Queued behind the sender's pending transactions: its handler checks would
                     # see state those have not changed yet (a configure right after its
-                    # deploy), so only stateless checks run now; the block decides the rest.
-                    validate_tx_stateless(stx, self.genesis)
+                    # deploy), so only the stateless ones and the sender's role run now; the
+                    # block decides the rest.
+                    validate_tx_queued(snap, stx, self.genesis)
             added = self.mempool.add(stx, account_nonce=nonce, now=time.monotonic())
         except P2pmktError as exc:
             self.metrics.reject(exc.reason, where)

@@ -55,7 +55,7 @@ def test_a_pack_queued_behind_its_senders_pending_one_is_also_parsed_once(tmp_pa
     first = make_tx(dev_key("terminal"), CHAIN, 0, "visit.pack", _pack(20))
     queued = make_tx(dev_key("terminal"), CHAIN, 1, "visit.pack", _pack(20, 100))
     chain.submit(first.encode())
-    chain.submit(queued.encode())  # nonce 1 while the account is at 0: stateless checks only
+    chain.submit(queued.encode())  # nonce 1 while the account is at 0: stateless checks and role only
     assert first.txid in apply_module._ADMITTED and queued.txid in apply_module._ADMITTED
     block = chain.build_block(dev_key("validator"), T0 + 100)
     assert block is not None and len(block.txs) == 2

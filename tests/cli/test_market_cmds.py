@@ -22,10 +22,7 @@ CAMPAIGNS = [{"name": "manual", "keywords": [{"text": "trail boots", "match": "e
 
 @pytest.mark.slow
 def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_path: Path) -> None:
-    # acme-ops may configure acme's indicators, not its marketing information. (Not the
-    # terminal's key: the demo stream keeps transactions of it pooled, and a transaction
-    # queued behind its sender's gets only stateless checks at admission, so its refusal
-    # comes from the block instead: exit status 1, "rejected".)
+    # acme-ops may configure acme's indicators, not its marketing information.
     tech, ops = tmp_path / "acme-tech.key", tmp_path / "acme-ops.key"
     save_key(tech, dev_key("acme-tech"))
     save_key(ops, dev_key("acme-ops"))

@@ -100,6 +100,32 @@ def test_rejected_input_changes_nothing(tmp_path: Path) -> None:
     chain.close()
 
 
+def test_wrong_role_is_refused_at_submission_even_behind_pending_transactions(tmp_path: Path) -> None:
+    """A transaction queued behind its sender's pending ones is still checked for its
+    sender's role at the door (the block used to be the first to refuse it)."""
+    chain = _open(tmp_path / "a")
+    terminal, ops = dev_key("terminal"), dev_key("acme-ops")
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(3, 0, T0)}).encode())
+    with pytest.raises(PermissionDenied, match="does not hold merchant-tech for 'acme'"):
+        chain.submit(make_tx(terminal, CHAIN, 1, "market.update", {
+            "merchant": "acme", "base_version": 0, "campaigns": [], "cause": ""}).encode())
+    assert chain.metrics.rejected.labels(reason="missing_role", where="rpc")._value.get() == 1
+    # Queued but allowed: its own role's kind; the rest of its checks wait for its block (a
+    # configure of code that only the pending deploy stores).
+    chain.submit(make_tx(ops, CHAIN, 0, "contract.deploy", {"code": builtin_code("conversion_rate")}).encode())
+    chain.submit(make_tx(ops, CHAIN, 1, "indicator.configure", {
+        "merchant": "acme", "name": "conversion", "code": builtin_hash("conversion_rate"), "params": {},
+        "condition": {"every_visits": 10, "every_ms": 0}, "target": None}).encode())
+    # ... but not for another merchant.
+    with pytest.raises(PermissionDenied, match="not for 'globex'"):
+        chain.submit(make_tx(ops, CHAIN, 2, "indicator.remove", {"merchant": "globex", "name": "x"}).encode())
+    assert len(chain.mempool) == 3
+    block = chain.build_block(dev_key("validator"), T0 + 1000)
+    assert block is not None
+    assert [r.status for r in chain.apply(block).result.receipts] == ["ok", "ok", "ok"]
+    chain.close()
+
+
 def test_stale_pending_transactions_are_offered_for_reannouncement_once_per_period(tmp_path: Path) -> None:
     chain = _open(tmp_path / "a")
     stx = chain.submit(make_tx(dev_key("terminal"), CHAIN, 0, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
