@@ -9,9 +9,10 @@ it should be compared with, in the same run.
                 concurrent senders, one connection each, spread over all nodes): one
                 transaction per request, then up to 16 per ``tx.submit_batch``; also
                 visits/s with larger batches. Bounds: secp256k1 recover+compare/s on one
-                core, and the network's apply bound (cores / (4 nodes x one node's cost to
-                decode, verify, apply and commit a transaction of the load; see
-                ``bound_network_apply``), with the best rate's fraction of it.
+                core; the network's apply bound (cores / (4 nodes x one node's cost to
+                decode, verify, apply and commit a transaction of the load), with the best
+                rate's fraction of it; and the same over the machine's raw pipeline (issue 2's
+                bound); see ``bound_network_apply``.
     latency     commit latency p50/p99 (submit → a node reports the block) at about half the
                 throughput measured in the same run, over the whole run and at steady state
                 (without the first 2 s, while the clients connect); then the same for
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -105,8 +107,13 @@ def bound_network_apply(nodes: int = 4, txs: int = 4000, block_txs: int = 1000) 
     did nothing but what every node must do with every transaction of a block: decode it,
     recover its signature, apply it and commit it durably (this package's code, one core,
     fresh LMDB; the throughput load's transactions: one-visit ``visit.pack``, 32 senders).
-    No admission, gossip, Raft, RPC or client work is counted, so a network can only come
-    below it: ``cores / (nodes * seconds per transaction)``."""
+    No admission, gossip, Raft, RPC or client work is counted, so a network of this code can
+    only come below it: ``cores / (nodes * seconds per transaction)`` (``bound_tx_per_s``).
+
+    Beside it, the same arithmetic over the machine's own per-transaction pipeline, issue 2's
+    bound (``tools/bench/apply.py``'s ``MachineBound``: raw cbor2 decode, sha256, coincurve
+    recover + compare, two reads and three writes in LMDB, a durable commit per block):
+    ``machine_bound_tx_per_s``, what any implementation on these libraries could reach."""
     import tempfile
 
     import p2pmkt.chain.contract_api as contract_api
@@ -148,8 +155,20 @@ def bound_network_apply(nodes: int = 4, txs: int = 4000, block_txs: int = 1000) 
             parent, pre_root = block.hash, result.state_root
     per_tx = spent / (txs // block_txs * block_txs)
     cores = os.cpu_count() or 1
+    # The machine's own pipeline (issue 2's bound: raw cbor2, sha256, coincurve and lmdb, none
+    # of this package's code), sampled right after, on the same terms.
+    from tools.bench.apply import MachineBound
+
+    with tempfile.TemporaryDirectory() as tmp:
+        machine = MachineBound(tmp, block_txs)
+        try:
+            rate = statistics.median(machine.sample() for _ in range(5))
+        finally:
+            machine.close()
     return {"apply_us_per_tx_1core": round(per_tx * 1e6, 1), "nodes": nodes, "cores": cores,
-            "bound_tx_per_s": round(cores / (nodes * per_tx))}
+            "bound_tx_per_s": round(cores / (nodes * per_tx)),
+            "machine_pipeline_us_per_tx_1core": round(1e6 / rate, 1),
+            "machine_bound_tx_per_s": round(cores * rate / nodes)}
 
 
 # --- load runs ---------------------------------------------------------------------------
