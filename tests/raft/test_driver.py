@@ -234,11 +234,10 @@ async def _proposal_gaps(commit_s: float, interval: float) -> list[float]:
     return [round(b - a, 6) for a, b in zip(d.proposed, d.proposed[1:])]
 
 
-async def test_slow_commit_is_followed_by_the_next_block_at_once(autojump_clock: trio.testing.MockClock) -> None:
-    """The interval counts from the previous proposal: a commit slower than the interval
-    leaves no idle gap after it (it used to add a whole interval to every block cycle)."""
-    assert await _proposal_gaps(commit_s=0.3, interval=0.1) == [0.3] * 5
-
-
-async def test_fast_commit_still_waits_for_the_interval(autojump_clock: trio.testing.MockClock) -> None:
-    assert await _proposal_gaps(commit_s=0.02, interval=0.1) == [0.1] * 5
+async def test_the_interval_is_waited_after_each_applied_block(autojump_clock: trio.testing.MockClock) -> None:
+    """The next block is built an interval after the previous one applied, however long its
+    commit took: the pause gathers the next block's transactions (counting the interval
+    from the proposal instead made blocks smaller and more frequent, and raised commit
+    latency under load; BENCHMARKS.md, session 8)."""
+    assert await _proposal_gaps(commit_s=0.3, interval=0.1) == [0.4] * 5
+    assert await _proposal_gaps(commit_s=0.02, interval=0.1) == [0.12] * 5
