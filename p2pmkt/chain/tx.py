@@ -345,50 +345,21 @@ def verify_txs(stxs: Sequence[SignedTransaction], chain_id: str, max_bytes: int)
     Why: interleaved with applying transactions, a recovery costs ~40 % more than back to back
     (measured in tools/bench/apply.py: the interpreter's working set evicts secp256k1's tables
     from the CPU caches between two recoveries).
-
-    It is :func:`unverified`, :func:`recover_keys` and :func:`remember_verified` in turn; a
-    node runs the middle one, which is pure and releases the GIL while secp256k1 works, in a
-    worker thread (``ChainApp.prepare``).
     """
-    todo = unverified(stxs, chain_id, max_bytes)
-    remember_verified(todo, recover_keys(chain_id, todo), chain_id)
-
-
-def unverified(stxs: Sequence[SignedTransaction], chain_id: str, max_bytes: int) -> list[SignedTransaction]:
-    """Those of ``stxs`` whose signature :func:`verify_txs` would still have to recover (not
-    remembered already, for this chain and within ``max_bytes``)."""
-    return [
-        stx for stx in stxs
-        if stx.tx.chain == chain_id and len(stx.body) + len(stx.sig) <= max_bytes
-        and (chain_id, stx.txid, stx.sig) not in _VERIFIED
-    ]
-
-
-def recover_keys(chain_id: str, stxs: Sequence[SignedTransaction]) -> list[bytes | None]:
-    """The compressed public key each signature recovers to (None: it recovers none).
-
-    Pure and thread-safe (reads nothing shared); secp256k1 runs with the GIL released, so a
-    worker thread runs it beside the event loop.
-    """
-    # recover_signer, unrolled: the digest's constant prefix built once; tests pin the
-    # equivalence.
+    # recover_signer, unrolled: the digest's constant prefix built once, and the address of a
+    # recovered key looked up (senders repeat) instead of hashed; tests pin the equivalence.
     prefix = signing_digest_prefix(chain_id, PURPOSE_TX)
-    sha256, recover = hashlib.sha256, recover_public_key
-    out: list[bytes | None] = []
+    sha256, recover, addresses = hashlib.sha256, recover_public_key, _ADDRESSES
     for stx in stxs:
+        tx = stx.tx
+        if tx.chain != chain_id or len(stx.body) + len(stx.sig) > max_bytes:
+            continue
+        key = (chain_id, stx.txid, stx.sig)
+        if key in _VERIFIED:
+            continue
         try:
-            out.append(recover(stx.sig, sha256(prefix + stx.body).digest()))
+            public_key = recover(stx.sig, sha256(prefix + stx.body).digest())
         except InvalidSignature:
-            out.append(None)
-    return out
-
-
-def remember_verified(stxs: Sequence[SignedTransaction], keys: Sequence[bytes | None], chain_id: str) -> None:
-    """Remember each of ``stxs`` whose recovered key (``keys``, from :func:`recover_keys`) is
-    its sender's. The address of a recovered key is looked up (senders repeat), not hashed."""
-    addresses = _ADDRESSES
-    for stx, public_key in zip(stxs, keys, strict=True):
-        if public_key is None:
             continue
         signer = addresses.get(public_key)
         if signer is None:
@@ -396,8 +367,8 @@ def remember_verified(stxs: Sequence[SignedTransaction], keys: Sequence[bytes | 
             if len(addresses) >= _ADDRESSES_MAX:
                 addresses.clear()
             addresses[public_key] = signer
-        if signer == stx.tx.sender:
-            _remember((chain_id, stx.txid, stx.sig))
+        if signer == tx.sender:
+            _remember(key)
 
 
 def signing_digest_prefix(chain_id: str, purpose: str) -> bytes:

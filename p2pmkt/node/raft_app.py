@@ -33,10 +33,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import trio
-
 from p2pmkt.chain.block import Block, decode_block
-from p2pmkt.chain.tx import recover_keys, remember_verified, unverified
 from p2pmkt.errors import P2pmktError, StorageError
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import kv
@@ -49,8 +46,6 @@ log = logging.getLogger("p2pmkt.raft_app")
 _U64 = struct.Struct(">Q")
 _APPLIED_KEY = b"raft_applied"
 MAX_BUFFERED = 10_000
-PREPARE_IN_THREAD_MIN = 16
-"""Fewer signatures to recover than this are left to apply (a thread hand-off costs ~0.1 ms)."""
 APPLIED_PERSIST_EVERY = 1.0  # seconds
 
 
@@ -73,9 +68,6 @@ class ChainApp:
         self._applied = _U64.unpack(bytes(raw))[0] if raw is not None else 0
         self._persisted_at = -APPLIED_PERSIST_EVERY
         self._pending: deque[Block] = deque()  # decoded block entries, in log order
-        # Blocks prepare() decoded, by id() of their entry's bytes (checked by identity),
-        # for the apply() right after it.
-        self._decoded: dict[int, tuple[bytes, Block | None]] = {}
         self.floor = 0  # chain height of the last restored snapshot
         self.target_height = 0  # catch-up goal (snapshot floor or a head announced by gossip)
         self.leader: NodeId | None = None
@@ -86,39 +78,11 @@ class ChainApp:
     def last_applied(self) -> int:
         return self._applied
 
-    async def prepare(self, entries: Sequence[Entry]) -> None:
-        """Decode the entries' blocks and recover the signatures this node has not verified
-        yet in a worker thread, beside the event loop, before :meth:`apply` applies them.
-
-        A follower meets most of a block's transactions first in the block: recovering their
-        signatures was about a third of its apply time, all of it with the event loop stopped
-        (RPC answers and Raft acknowledgements waiting). secp256k1 releases the GIL, so the
-        thread also runs on the other core. Outcomes cannot change: only valid signatures
-        are remembered (``chain.tx.remember_verified``), and :meth:`apply` checks every
-        transaction as before.
-        """
-        chain_id = self.chain.genesis.chain_id
-        max_tx = self.chain.genesis.params.max_tx_bytes
-        todo = []
-        for e in entries:
-            if e.kind != EntryKind.NORMAL or not e.data:
-                continue
-            block = self._decode(e.data)
-            self._decoded[id(e.data)] = (e.data, block)  # None too: counted and logged once
-            if block is not None:
-                todo.extend(unverified(block.txs, chain_id, max_tx))
-        if len(todo) >= PREPARE_IN_THREAD_MIN:
-            keys = await trio.to_thread.run_sync(recover_keys, chain_id, todo)
-            remember_verified(todo, keys, chain_id)
-
     def apply(self, entries: Sequence[Entry]) -> None:
-        try:
-            for e in entries:
-                if e.kind == EntryKind.NORMAL and e.data:
-                    self._block(e.data)
-                self._applied = e.index
-        finally:
-            self._decoded.clear()
+        for e in entries:
+            if e.kind == EntryKind.NORMAL and e.data:
+                self._block(e.data)
+            self._applied = e.index
         # At most once per APPLIED_PERSIST_EVERY: each write is a synced LMDB commit on the
         # hot path, and reporting a lower index after a crash is harmless (see above).
         now = time.monotonic()
@@ -155,20 +119,13 @@ class ChainApp:
 
     # --- blocks -------------------------------------------------------------------------
 
-    def _decode(self, data: bytes) -> Block | None:
-        """The block of a log entry; None (counted and logged) if it does not decode."""
+    def _block(self, data: bytes) -> None:
         try:
-            return decode_block(data, max_size=self.chain.genesis.params.max_block_bytes,
-                                known=self.chain.tx_cache.get)
+            block = decode_block(data, max_size=self.chain.genesis.params.max_block_bytes,
+                                 known=self.chain.tx_cache.get)
         except P2pmktError as exc:
             self.chain.metrics.reject(exc.reason, "raft")
             log.warning(kv("raft_entry_skipped", reason=exc.reason, message=str(exc)))
-            return None
-
-    def _block(self, data: bytes) -> None:
-        prepared = self._decoded.pop(id(data), None)
-        block = prepared[1] if prepared is not None and prepared[0] is data else self._decode(data)
-        if block is None:
             return
         height = block.height
         if height <= self.floor:

@@ -70,11 +70,6 @@ class RaftApplication(Protocol):
         """Index of the last entry applied durably (0 for a fresh node)."""
         ...
 
-    async def prepare(self, entries: Sequence[Entry]) -> None:
-        """Work on committed entries that may leave the event loop (a worker thread) before
-        :meth:`apply` gets them; must change nothing :meth:`apply` would decide differently."""
-        ...
-
     def apply(self, entries: Sequence[Entry]) -> None:
         """Apply committed entries, in order, each exactly once. This includes leader no-op
         entries (empty data) and CONF_CHANGE entries, so the application can record
@@ -298,7 +293,6 @@ class RaftDriver:
             snap_index = rd.snapshot.meta.index if rd.snapshot is not None else 0
             ents = [e for e in rd.committed_entries if e.index > snap_index]
             if ents:
-                await self.app.prepare(ents)
                 self.app.apply(ents)
         for rs in rd.read_states:
             waiter = self._reads.get(rs.context)

@@ -13,9 +13,9 @@ import pytest
 
 from p2pmkt.chain.block import build_block
 from p2pmkt.chain.dev import dev_genesis, dev_key
-from p2pmkt.chain.tx import SignedTransaction, decode_tx, make_tx
+from p2pmkt.chain.tx import make_tx
 from p2pmkt.errors import StorageFull
-from p2pmkt.node.chain import Applied, ChainService
+from p2pmkt.node.chain import ChainService
 from p2pmkt.node.raft_app import ChainApp
 from p2pmkt.raft import Entry, EntryKind, Snapshot
 from p2pmkt.raft.messages import SnapshotMeta
@@ -102,45 +102,3 @@ def test_catch_up_stops_on_a_full_disk_instead_of_skipping_the_block(tmp_path: P
     node.apply = full  # type: ignore[method-assign]
     with pytest.raises(StorageFull):
         app.offer([b1])
-
-
-async def test_prepare_recovers_signatures_in_a_worker_thread_and_changes_no_outcome(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A follower's ``prepare`` recovers the block's unverified signatures off the event
-    loop; the block then applies exactly as without it (a forged signature included)."""
-    import threading
-    from dataclasses import replace
-
-    import p2pmkt.chain.tx as tx_module
-    import p2pmkt.node.raft_app as raft_app
-
-    txs = [decode_tx(_visit_tx(n, 2)) for n in range(20)]
-    forged = replace(decode_tx(_visit_tx(20, 2)), sig=txs[0].sig)  # recovers another body's key
-    genesis_head = _chain(tmp_path / "g").head()
-    block = build_block(dev_key("validator"), chain=G.chain_id, height=1, parent=genesis_head.hash,
-                        state=genesis_head.state_root, time=G.genesis_time + 1000, txs=[*txs, forged])
-    entries = _entries([block.encode()])
-    threads: list[int] = []
-
-    def recover_keys(chain_id: str, stxs: list[SignedTransaction]) -> list[bytes | None]:
-        threads.append(threading.get_ident())
-        return tx_module.recover_keys(chain_id, stxs)
-
-    monkeypatch.setattr(raft_app, "recover_keys", recover_keys)
-    tx_module._VERIFIED.clear()  # as on a follower that meets these transactions in the block
-    applied: list[Applied] = []
-    prepared = ChainApp(_chain(tmp_path / "a"), on_applied=applied.append)
-    await prepared.prepare(entries)
-    assert threads and threading.get_ident() not in threads
-    assert all((G.chain_id, t.txid, t.sig) in tx_module._VERIFIED for t in txs)
-    assert (G.chain_id, forged.txid, forged.sig) not in tx_module._VERIFIED
-    prepared.apply(entries)
-
-    tx_module._VERIFIED.clear()
-    plain: list[Applied] = []
-    ChainApp(_chain(tmp_path / "b"), on_applied=plain.append).apply(entries)
-    assert prepared.chain.head() == plain[0].head == applied[0].head
-    assert applied[0].result.receipts == plain[0].result.receipts
-    assert [r.status for r in applied[0].result.receipts] == ["ok"] * 20 + ["rejected"]
-    assert applied[0].result.receipts[-1].reason == "bad_signature"

@@ -30,9 +30,6 @@ class App:
         self.applied = 0
         self.leader_seen = leader_seen
 
-    async def prepare(self, entries: Sequence[object]) -> None:
-        pass
-
     def last_applied(self) -> int:
         return self.applied
 

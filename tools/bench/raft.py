@@ -39,9 +39,6 @@ class _App:
         self.applied = 0
         self.blocks = 0
 
-    async def prepare(self, entries: Sequence[object]) -> None:
-        pass
-
     def last_applied(self) -> int:
         return self.applied
 
