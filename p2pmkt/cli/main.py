@@ -12,6 +12,9 @@ Exit codes (scripts may rely on them)::
     3  a remote party rejected the input (invalid transaction, bad signature, permission)
     4  busy or unreachable: retry later (mempool full, node down or unreachable, timeout)
     130 interrupted (Ctrl-C)
+
+Any ``p2pmkt`` process (a node, a command that seems stuck) prints every thread's Python
+stack to its stderr on ``kill -USR1 PID`` and goes on running.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ examples:
   p2pmkt market info acme --node node1
 
 Run `p2pmkt COMMAND --help` for each command's options and examples.
+A p2pmkt process that seems stuck prints its threads' stacks on `kill -USR1 PID`.
 """
 
 
@@ -59,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    _stacks_on_sigusr1()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -70,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # mapped to an exit code, or re-raised
         return _exit_code(unwrap_group(exc))
     return int(code or 0)
+
+
+def _stacks_on_sigusr1() -> None:
+    """``kill -USR1 PID`` prints every thread's stack to stderr (faulthandler: from C, so
+    it answers even while the interpreter is blocked in a system call or stuck in C)."""
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def unwrap_group(exc: BaseException) -> BaseException:

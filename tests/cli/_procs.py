@@ -8,6 +8,7 @@ that nothing was left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
@@ -90,7 +91,10 @@ def kill_leftovers(root: Path) -> dict[int, str]:
 
 
 def stop_group(proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
-    """Signal ``proc``'s process group, then SIGKILL it if it has not exited within ``timeout``."""
+    """Signal ``proc``'s process group, then SIGKILL it if it has not exited within ``timeout``.
+
+    Before the SIGKILL, a ``p2pmkt`` process is asked for its threads' stacks (SIGUSR1,
+    p2pmkt.cli.main), so that its stderr says where it was stuck."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, sig)
@@ -98,7 +102,12 @@ def stop_group(proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: f
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGUSR1)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(1.0)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
     return proc.wait(timeout)
 
 

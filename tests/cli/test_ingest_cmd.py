@@ -136,8 +136,8 @@ def _following(src: Path, chain: DevChain, key: Path) -> Iterator[None]:
         yield
     finally:
         code = stop_group(proc)  # Ctrl-C
-        _out, err = proc.communicate()
-    assert code == 130, err
+        out, err = proc.communicate()
+    assert code == 130, f"exit {code}; stdout:\n{out[-4000:]}\nstderr:\n{err[-8000:]}"
     assert "Traceback" not in err, err
 
 
@@ -218,3 +218,34 @@ def test_ingest_reads_standard_input(dev_chain: DevChain, terminal_key: Path) ->
     _, packs = trio.run(_committed_visits, dev_chain.addr)
     assert [row[0] for p in packs for row in p.rows() if row[0].startswith("10.4.0.")] == [
         f"10.4.0.{i}" for i in range(3)]
+
+
+@pytest.mark.slow
+def test_a_running_command_prints_its_stacks_on_sigusr1_and_goes_on(dev_chain: DevChain, terminal_key: Path) -> None:
+    """``kill -USR1`` makes any p2pmkt process print its threads' stacks (how a stuck one
+    says where it is) without stopping it: here an ingest waiting on standard input."""
+    import signal
+
+    proc = subprocess.Popen([*CLI, "visits", "ingest", "-", "--connect", dev_chain.addr, "--key", str(terminal_key)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not _catches(proc.pid, signal.SIGUSR1):  # the handler is installed first thing
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR1)
+        out, err = proc.communicate("", timeout=60)  # then end of input: it finishes normally
+    finally:
+        stop_group(proc)
+    assert proc.returncode == 0, err
+    assert "most recent call first" in err and "main.py" in err, err
+    assert "0 lines: 0 visits" in out, out
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler installed for ``sig`` (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
