@@ -1,4 +1,4 @@
-"""Suite-wide test configuration: hypothesis profiles.
+"""Suite-wide test configuration: hypothesis profiles, and Ctrl-C for the suite's children.
 
 ``make test`` runs every property test with hypothesis's default budget (the short run).
 ``P2PMKT_FUZZ=long`` (what ``make fuzz`` sets) loads the ``fuzz-long`` profile: many more
@@ -10,6 +10,7 @@ for the fuzzers in ``tests/fuzz`` and every other ``@given`` test that does not 
 from __future__ import annotations
 
 import os
+import signal
 
 from hypothesis import HealthCheck, settings
 
@@ -23,3 +24,13 @@ settings.register_profile(
 
 if os.environ.get("P2PMKT_FUZZ") == "long":
     settings.load_profile("fuzz-long")
+
+
+# Tests interrupt the processes they start (a node, ``visits ingest --follow``) with SIGINT and
+# expect Ctrl-C's behaviour (exit 130). A shell that starts the suite in the background
+# (``make test &``, ``nohup … &``, some CI runners) starts it with SIGINT *ignored*, and an
+# ignored signal stays ignored across fork and exec: every child then ignored the tests'
+# SIGINT and was killed 10 s later (two --follow tests failed so, exit -9, in a background
+# fresh-clone run). Handling SIGINT here makes exec give each child the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -83,8 +83,12 @@ def _stacks_on_sigusr1() -> None:
     import faulthandler
     import signal
 
-    if hasattr(signal, "SIGUSR1"):
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    try:
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (OSError, ValueError):  # io.UnsupportedOperation: stderr is not a file (in-process use)
+        pass
 
 
 def unwrap_group(exc: BaseException) -> BaseException:
