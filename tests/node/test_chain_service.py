@@ -126,6 +126,22 @@ def test_wrong_role_is_refused_at_submission_even_behind_pending_transactions(tm
     chain.close()
 
 
+def test_a_platform_senders_queued_transaction_is_left_to_its_block(tmp_path: Path) -> None:
+    """A platform member's pending governance may grant it the role its next transaction
+    needs, so its queued transactions are not refused for their role at the door."""
+    chain = _open(tmp_path / "a")
+    platform = dev_key("platform")
+    grant = make_tx(platform, CHAIN, 0, "role.grant", {"member": bytes(platform.address), "role": "merchant-tech:acme"})
+    update = make_tx(platform, CHAIN, 1, "market.update", {
+        "merchant": "acme", "base_version": 0, "campaigns": [], "cause": ""})
+    chain.submit(grant.encode())
+    chain.submit(update.encode())  # queued: platform lacks merchant-tech:acme until the grant
+    block = chain.build_block(dev_key("validator"), T0 + 1000)
+    assert block is not None
+    assert [r.status for r in chain.apply(block).result.receipts] == ["ok", "ok"]
+    chain.close()
+
+
 def test_stale_pending_transactions_are_offered_for_reannouncement_once_per_period(tmp_path: Path) -> None:
     chain = _open(tmp_path / "a")
     stx = chain.submit(make_tx(dev_key("terminal"), CHAIN, 0, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
