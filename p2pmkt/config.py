@@ -6,7 +6,9 @@ A node's config file (``p2pmkt testnet init`` writes one per node)::
     data_dir = "data"                       # relative paths are relative to this file
     key_file = "node.key"
     genesis = "../genesis.json"
-    listen = ["/ip4/127.0.0.1/tcp/7001"]
+    listen = ["/ip4/127.0.0.1/tcp/7001"]     # a server: "/ip4/0.0.0.0/tcp/7001"
+    announce = []                           # addresses peers should dial, when not the listen
+                                            # ones: ["/ip4/203.0.113.7/tcp/7001"] behind NAT
     bootstrap = ["/ip4/127.0.0.1/tcp/7002/p2p/16Uiu2…"]
     mdns = false
     metrics = "127.0.0.1:9101"              # "" turns the Prometheus endpoint off
@@ -108,6 +110,7 @@ class NodeConfig:
     key_file: Path
     genesis: Path
     listen: tuple[str, ...] = DEFAULT_LISTEN
+    announce: tuple[str, ...] = ()
     bootstrap: tuple[str, ...] = ()
     mdns: bool = False
     metrics: str = ""
@@ -146,13 +149,45 @@ def validate_config(cfg: NodeConfig) -> NodeConfig:
         raise ConfigError("raft.heartbeat_ticks must be smaller than raft.election_ticks")
     if not cfg.listen:
         raise ConfigError("listen must name at least one multiaddr")
-    for addr in (*cfg.listen, *cfg.bootstrap):
-        if not addr.startswith("/"):
-            raise ConfigError(f"{addr!r} is not a multiaddr (like /ip4/127.0.0.1/tcp/7001)")
+    for key, addrs in (("listen", cfg.listen), ("announce", cfg.announce), ("bootstrap", cfg.bootstrap)):
+        for addr in addrs:
+            check_multiaddr(addr, key)
     if cfg.metrics and cfg.metrics.rpartition(":")[2].isdigit() is False:
         raise ConfigError(f"metrics must be HOST:PORT or empty, got {cfg.metrics!r}")
     check_storage(cfg.storage)
     return cfg
+
+
+_UNSPECIFIED_HOSTS = ("/ip4/0.0.0.0/", "/ip6/::/")
+
+
+def check_multiaddr(addr: str, key: str) -> str:
+    """Check one address of ``listen``, ``announce`` or ``bootstrap`` (``key``).
+
+    Listen addresses may be unspecified (``/ip4/0.0.0.0``: every interface); the addresses
+    other nodes dial (announce, bootstrap) must name a host; bootstrap ones end in
+    ``/p2p/<peer id>`` and announce ones do not.
+
+    Raises:
+        ConfigError: naming the key and the address.
+    """
+    import multiaddr  # here: 16 ms, paid only by commands that check a config
+
+    try:
+        protocols = [p.name for p in multiaddr.Multiaddr(addr).protocols()]
+    except Exception as exc:
+        raise ConfigError(f"{key}: {addr!r} is not a multiaddr (like /ip4/127.0.0.1/tcp/7001): {exc}") from None
+    if len(protocols) < 2 or protocols[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or protocols[1] != "tcp":
+        raise ConfigError(f"{key}: {addr!r} must be an IP or DNS address with a TCP port, like "
+                          "/ip4/10.0.0.5/tcp/7001")
+    if key != "listen" and addr.startswith(_UNSPECIFIED_HOSTS):
+        raise ConfigError(f"{key}: {addr!r} names no host (0.0.0.0 or :: means 'every interface' "
+                          "only when listening); give the address other machines reach it at")
+    if key == "bootstrap" and protocols[-1] != "p2p":
+        raise ConfigError(f"bootstrap: {addr!r} must end in /p2p/<peer id> (p2pmkt key show prints it)")
+    if key in ("listen", "announce") and "p2p" in protocols:
+        raise ConfigError(f"{key}: {addr!r} must not carry /p2p/ (the node adds its own peer id)")
+    return addr
 
 
 def check_storage(storage: StorageConfig, where: str = "storage") -> StorageConfig:
@@ -179,7 +214,7 @@ def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> 
     _positive_ints(limits, f"{where}: limits")
     storage = _section(top.pop("storage", {}), StorageConfig, f"{where}: [storage]")
     storage = {k: parse_size(v, f"{where}: storage.{k}") for k, v in storage.items()}
-    for key in ("listen", "bootstrap"):
+    for key in ("listen", "announce", "bootstrap"):
         if key in top and not (
             isinstance(top[key], list) and all(isinstance(a, str) for a in top[key])
         ):
@@ -193,6 +228,7 @@ def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> 
         key_file=(base / top["key_file"]).resolve(),
         genesis=(base / top["genesis"]).resolve(),
         listen=tuple(top.get("listen", DEFAULT_LISTEN)),
+        announce=tuple(top.get("announce", ())),
         bootstrap=tuple(top.get("bootstrap", ())),
         mdns=bool(top.get("mdns", False)),
         metrics=str(top.get("metrics", "")),

@@ -17,6 +17,15 @@ wants to stay connected to. It is filled from three sources:
 On a permissioned network only chain members (:class:`~p2pmkt.net.members.Members`) are ever
 added to ``known`` or handed out, and only members may ask; on an open network everyone.
 
+**Which addresses a node hands out.** Its ``announce`` addresses when configured (a public
+address in front of NAT, or a DNS name), else its listen addresses. A server usually listens
+on ``/ip4/0.0.0.0`` ("every interface of mine"), an address that means the dialler's own
+machine to anyone else: dialled as is, it never reaches the node (on a real network, nodes
+that bootstrapped from the same peer never connected to each other; tests/net pin this in
+separate network namespaces). So the receiver of an exchange reads an unspecified host in the
+*sender's own* addresses as the IP the sender's connection came from (:func:`resolve_addrs`),
+and drops unspecified hosts anywhere else.
+
 The reconnect loop (every ``reconnect_interval`` s, or at once when something new is learned)
 dials each known peer that is not connected, trying each of its addresses in turn (the one
 that last connected first), after ``unblock_peer`` — py-libp2p's own
@@ -70,6 +79,34 @@ def _clean_addrs(value: Any) -> list[str] | None:
 
 def _strip_p2p(addr: str) -> str:
     return addr.split("/p2p/")[0]
+
+
+_UNSPECIFIED = {"ip4": "/ip4/0.0.0.0/", "ip6": "/ip6/::/"}
+"""family → the prefix of its unspecified ("every interface") multiaddrs"""
+
+
+def resolve_addrs(addrs: list[str], observed_ip: str | None) -> list[str]:
+    """A peer's advertised addresses as another machine can dial them (pure).
+
+    ``/ip4/0.0.0.0/…`` and ``/ip6/::/…`` mean "every interface of the sender's machine": each
+    becomes ``observed_ip`` (the IP the sender's connection came from) when that IP is of the
+    same family, and is dropped otherwise. Other addresses pass unchanged; duplicates go.
+    """
+    observed_family = None if observed_ip is None else "ip6" if ":" in observed_ip else "ip4"
+    out: list[str] = []
+    for addr in addrs:
+        for family, prefix in _UNSPECIFIED.items():
+            if addr.startswith(prefix):
+                addr = f"/{family}/{observed_ip}/{addr[len(prefix):]}" if family == observed_family else ""
+                break
+        if addr and addr not in out:
+            out.append(addr)
+    return out
+
+
+def is_unspecified(addr: str) -> bool:
+    """True for a multiaddr whose host is 0.0.0.0 or :: (see :func:`resolve_addrs`)."""
+    return addr.startswith(tuple(_UNSPECIFIED.values()))
 
 
 class Discovery:
@@ -166,8 +203,14 @@ class Discovery:
                 except P2pmktError as exc:
                     log.debug("peer exchange with %s failed: %s", peer_id, exc)
 
+    def own_addrs(self) -> list[str]:
+        """What this node hands out as its addresses (module docstring): the configured
+        ``announce`` ones, else its listen addresses (without ``/p2p/``)."""
+        announce = self._net.config.announce
+        return list(announce or [_strip_p2p(a) for a in self._net.addrs()])[:MAX_ADDRS]
+
     def _entries(self) -> list[dict[str, Any]]:
-        own = [_strip_p2p(a) for a in self._net.addrs()][:MAX_ADDRS]
+        own = self.own_addrs()
         out: list[dict[str, Any]] = [{"id": self._net.peer_id, "addrs": own}] if own else []
         for pid, addrs in list(self.known.items())[: MAX_PEERS - 1]:
             out.append({"id": pid, "addrs": addrs[:MAX_ADDRS]})
@@ -189,13 +232,12 @@ class Discovery:
                 self._not_nodes.add(peer_id)
             raise
         try:
-            own = [_strip_p2p(a) for a in self._net.addrs()][:MAX_ADDRS]
-            await stream.write_frame(encode({"addrs": own}))
+            await stream.write_frame(encode({"addrs": self.own_addrs()}))
             with trio.fail_after(3.0):
                 payload = await stream.read_frame()
             if payload is None:
                 raise DecodeError("peer closed the exchange without answering")
-            self._merge(decode(payload, max_size=MAX_PEX_FRAME))
+            self._merge(decode(payload, max_size=MAX_PEX_FRAME), peer_id, stream.remote_ip())
         except trio.TooSlowError:
             log.debug("peer exchange with %s timed out", peer_id)
         except DecodeError as exc:
@@ -203,7 +245,10 @@ class Discovery:
         finally:
             await stream.close()
 
-    def _merge(self, value: Any) -> None:
+    def _merge(self, value: Any, answerer: str, answerer_ip: str | None) -> None:
+        """Remember the peers of an exchange answer from ``answerer``, whose connection
+        comes from ``answerer_ip``: the one IP an unspecified address can stand for, and
+        only in the answerer's own entry."""
         peers = value.get("peers") if isinstance(value, dict) else None
         if not isinstance(peers, list):
             raise DecodeError('peer exchange answer must be {"peers": [...]}')
@@ -212,7 +257,8 @@ class Discovery:
                 continue
             addrs = _clean_addrs(entry.get("addrs"))
             if addrs:
-                self.add(entry["id"], addrs)
+                observed = answerer_ip if entry["id"] == answerer else None
+                self.add(entry["id"], resolve_addrs(addrs, observed))
 
     async def _serve(self, stream: FramedStream) -> None:
         if not self._net.allowed(stream.peer_id):
@@ -227,7 +273,7 @@ class Discovery:
             return
         addrs = _clean_addrs(value.get("addrs")) if isinstance(value, dict) else None
         if addrs:
-            self.add(stream.peer_id, addrs)
+            self.add(stream.peer_id, resolve_addrs(addrs, stream.remote_ip()))
         await stream.write_frame(encode({"peers": self._entries()}))
 
     async def _mdns_pump(self) -> None:

@@ -103,12 +103,15 @@ class NetConfig:
     """Network settings of one node or client.
 
     ``chain_id`` names the gossip topics. ``gossip=None`` runs no pubsub (clients). An empty
-    ``listen`` means dial-only (clients). ``bootstrap`` entries are full multiaddrs with
+    ``listen`` means dial-only (clients). ``announce``, when not empty, is what peer exchange
+    hands out as this node's addresses instead of ``listen`` (a public address in front of NAT;
+    see :mod:`p2pmkt.net.discovery`). ``bootstrap`` entries are full multiaddrs with
     ``/p2p/<peer id>``.
     """
 
     chain_id: str = "p2pmkt-dev"
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    announce: tuple[str, ...] = ()
     bootstrap: tuple[str, ...] = ()
     mdns: bool = False
     gossip: GossipConfig | None = field(default_factory=GossipConfig)

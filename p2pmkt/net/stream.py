@@ -40,6 +40,15 @@ class FramedStream:
     def max_frame(self) -> int:
         return self._buf.max_frame
 
+    def remote_ip(self) -> str | None:
+        """The IP address the peer's connection comes from, as this host sees it (None when
+        the transport cannot say)."""
+        try:
+            addr = self._stream.get_remote_address()
+        except Exception:  # py-libp2p raises whatever its socket wrapper raised
+            return None
+        return str(addr[0]) if addr else None
+
     async def read_frame(self) -> bytes | None:
         """Next frame, or None at a clean end of stream (EOF between frames).
 

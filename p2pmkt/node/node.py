@@ -135,7 +135,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     # that do not exist.
     voters: set[bytes] = {bytes(genesis.member(n).address) for n in genesis.validators}
     net_config = NetConfig(
-        chain_id=genesis.chain_id, listen=config.listen, bootstrap=config.bootstrap,
+        chain_id=genesis.chain_id, listen=config.listen, announce=config.announce,
+        bootstrap=config.bootstrap,
         mdns=config.mdns, reconnect_interval=0.5, pex_interval=1.0,
     )
 
@@ -247,7 +248,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 if config.agent.rules is not None:
                     nursery.start_soon(_run_agent, config, chain, api, key, roles, reports_recv)
                 log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
-                            addrs=",".join(net.addrs()), height=chain.head().height,
+                            addrs=",".join(net.addrs()),
+                            advertised=",".join(net.discovery.own_addrs()), height=chain.head().height,
                             validator=is_validator))
                 task_status.started({"peer_id": net.peer_id, "addrs": net.addrs(), "address": address})
                 # Everything allocated so far (modules, libp2p, wasmtime, genesis) lives as long
