@@ -241,6 +241,36 @@ def config_from_dict(obj: dict[str, Any], base: Path, where: str = "config") -> 
     return validate_config(cfg)
 
 
+def config_toml(
+    *, name: str, genesis: str, listen: list[str], bootstrap: list[str], metrics: str,
+    announce: list[str] | None = None, rules: str | None = None, key_file: str = "node.key",
+) -> str:
+    """The text of a node config file (the module docstring's format) that :func:`load_config`
+    reads back; paths relative to the file. What ``p2pmkt testnet init`` and ``p2pmkt node
+    init`` write. Strings are written as JSON strings, which TOML reads unchanged."""
+    import json
+
+    lines = [
+        f"name = {json.dumps(name)}",
+        'data_dir = "data"',
+        f"key_file = {json.dumps(key_file)}",
+        f"genesis = {json.dumps(genesis)}",
+        f"listen = {json.dumps(listen)}",
+        *([f"announce = {json.dumps(announce)}"] if announce is not None else []),
+        f"bootstrap = {json.dumps(bootstrap)}",
+        f"metrics = {json.dumps(metrics)}",
+        'log_level = "info"',
+        "",
+        "[raft]",
+        "tick_ms = 50",
+        "election_ticks = 10",
+        "heartbeat_ticks = 2",
+    ]
+    if rules is not None:
+        lines += ["", "[agent]", f"rules = {json.dumps(rules)}"]
+    return "\n".join(lines) + "\n"
+
+
 def load_config(path: str | Path) -> NodeConfig:
     """Read and validate a node config file.
 

@@ -79,6 +79,8 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     cy.add_argument("--limit", type=int, default=500, help="updates to look at per merchant (default: 500)")
     target(cy)
     cy.set_defaults(func=_market_cycle)
+    from p2pmkt.cli import governance_cmd  # p2pmkt member ...: governance (platform role)
+    governance_cmd.register(sub, cmd, target)
 
 
 def resolve(args: argparse.Namespace, *, need_key: bool = False) -> tuple[str, Any]:

@@ -64,6 +64,11 @@ def register(sub: Any) -> None:
                            "(default: [storage] max_map_size)")
     nrun.set_defaults(func=_node_run)
 
+    # --- genesis new|show, node init: setting up a multi-machine network ----------------
+    from p2pmkt.cli import network_cmd
+
+    network_cmd.register(sub, _cmd, nsub)
+
     # --- testnet -------------------------------------------------------------------------
     from p2pmkt.cli import testnet_cmd
 

@@ -37,6 +37,7 @@ examples:
   p2pmkt dev --demo                  single-node dev chain with the demo workload
   p2pmkt testnet init -n 4           keys, genesis and configs for a 4-node testnet
   p2pmkt testnet up && p2pmkt testnet status
+  p2pmkt genesis show genesis.json   check a network's genesis file and print its hash
   p2pmkt console --node node1        REPL attached to a running node
   p2pmkt visits ingest access.log --node node4 --format combined
   p2pmkt market info acme --node node1

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pmkt.chain.dev import dev_key, testnet_genesis, testnet_roles
+from p2pmkt.config import config_toml
 from p2pmkt.crypto.keyfile import save_key
 from p2pmkt.crypto.keys import PrivateKey, address_hex
 from p2pmkt.crypto.peerid import peer_id_of
@@ -142,28 +143,16 @@ def init_testnet(
         save_key(entry.dir / "node.key", keys[entry.name], overwrite=True)
         boot = entries[1] if i == 0 and len(entries) > 1 else entries[0]
         bootstrap = [boot.multiaddr] if boot is not entry else []
-        lines = [
-            f'name = "{entry.name}"',
-            'data_dir = "data"',
-            'key_file = "node.key"',
-            'genesis = "../genesis.json"',
-            f'listen = ["/ip4/127.0.0.1/tcp/{entry.port}"]',
-            f"bootstrap = {json.dumps(bootstrap)}",
-            f'metrics = "127.0.0.1:{entry.metrics_port}"',
-            'log_level = "info"',
-            "",
-            "[raft]",
-            "tick_ms = 50",
-            "election_ticks = 10",
-            "heartbeat_ticks = 2",
-        ]
+        rules_file = None
         merchants = [r.partition(":")[2] for r in entry.roles if r.startswith("merchant-tech:")]
         for m in merchants:
             if rules and m in rules:
-                (entry.dir / f"rules-{m}.toml").write_text(rules[m])
-                lines += ["", "[agent]", f'rules = "rules-{m}.toml"']
+                rules_file = f"rules-{m}.toml"
+                (entry.dir / rules_file).write_text(rules[m])
                 break
-        entry.config.write_text("\n".join(lines) + "\n")
+        entry.config.write_text(config_toml(
+            name=entry.name, genesis="../genesis.json", listen=[f"/ip4/127.0.0.1/tcp/{entry.port}"],
+            bootstrap=bootstrap, metrics=f"127.0.0.1:{entry.metrics_port}", rules=rules_file))
     manifest.write_text(
         json.dumps(
             {

@@ -162,19 +162,22 @@ class ChainApi:
         return stx.txid
 
     async def account(self, address: bytes) -> dict[str, Any]:
-        """Next nonce (committed, and counting pooled transactions) and roles of an account."""
+        """Next nonce (committed, and counting pooled transactions), roles and validator status
+        of an account."""
         from p2pmkt.chain.apply import account_nonce
-        from p2pmkt.chain.roles import member_of
+        from p2pmkt.chain.roles import member_of, validator_set
 
         with self.chain.store.snapshot() as snap:
             committed = account_nonce(snap, address)
             member = member_of(snap, address)
+            status = validator_set(snap).status(address)  # type: ignore[arg-type]
         return {
             "address": address,
             "nonce": committed,
             "pending_nonce": self.chain.mempool.pending_nonce(address, committed),  # type: ignore[arg-type]
             "member": member is not None,
             "roles": list(member.roles) if member is not None else [],
+            "validator": status,
         }
 
     async def market_indicator(self, merchant: str, name: str) -> dict[str, Any] | None:

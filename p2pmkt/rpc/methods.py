@@ -166,7 +166,7 @@ METHODS: dict[str, MethodSpec] = {
             (ErrorCode.NOT_FOUND,),
         ),
         MethodSpec(
-            "account.get", "An account's next nonce and roles (what a client needs to sign).",
+            "account.get", "An account's next nonce, roles and validator status (the nonce is what a client needs to sign).",
             (Field("address", "bytes", "20-byte account address", limit=20),),
             (
                 Field("address", "bytes", "the address asked for"),
@@ -175,6 +175,8 @@ METHODS: dict[str, MethodSpec] = {
                       "transactions: use it for the next transaction"),
                 Field("member", "bool", "whether the address is a chain member"),
                 Field("roles", "list[text]", "its roles, e.g. \"merchant-ops:acme\""),
+                Field("validator", "text", "\"voter\", \"learner\" (replicates blocks, does not "
+                      "vote) or \"none\""),
             ),
         ),
         MethodSpec(
