@@ -274,8 +274,9 @@ def _node_init(args: argparse.Namespace) -> int:
     print(f"  address  {address_hex(key.address)}")
     print(f"  peer id  {peer_id}")
     if member is None:
-        print(f"note: this key is not a member of genesis {genesis.chain_id}: the node will run as an "
-              "observer until the platform grants it a role by transaction")
+        print(f"note: this key is not a member of genesis {genesis.chain_id}: the other nodes take "
+              "no part with it until a platform key adds it (`p2pmkt member add NAME KEY_SHOW.json "
+              "--role ...`); its node then catches up from them")
     else:
         validator = "a validator" if member.name in genesis.validators else "not a validator"
         print(f"  member   {member.name} of {genesis.chain_id}: roles {', '.join(member.roles) or 'none'}; "

@@ -190,7 +190,7 @@ def test_node_init_defaults_a_new_key_and_placeholder_addresses(genesis_file: Pa
     key = load_key(tmp / "obs" / "node.key")
     peer_id = peer_id_of(key.public_key.compressed)
     assert f"peer id  {peer_id}\n" in done.stdout
-    assert "not a member of genesis acme-net: the node will run as an observer" in done.stdout
+    assert "not a member of genesis acme-net: the other nodes take no part with it until a platform key adds it" in done.stdout
     assert f"  /ip4/<this machine's IP>/tcp/7100/p2p/{peer_id}\n" in done.stdout
     assert "Replace <this machine's IP> with the address" in done.stdout
     assert "warning: no bootstrap: this node waits for others to dial it" in done.stderr
