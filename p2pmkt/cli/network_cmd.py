@@ -332,8 +332,8 @@ def _check_rules(rules: Path | None, member: Member | None) -> str | None:
     if rules.name in (CONFIG_NAME, KEY_NAME, GENESIS_NAME):
         raise ConfigError(f"--rules: rename {rules} (a node directory keeps its own {rules.name})")
     if not scopes:
-        print("warning: --rules: this key holds no merchant-tech role in this genesis, and the "
-              "node starts the agent only for a key that holds one when it starts", file=sys.stderr)
+        print("warning: --rules: this key holds no merchant-tech role in this genesis; the node's "
+              "agent waits until a platform key grants one (`p2pmkt member grant`)", file=sys.stderr)
     return rules.name
 
 

@@ -115,7 +115,6 @@ class ChainApi:
         *,
         peer_id: str,
         address: str | None,
-        roles: tuple[str, ...],
         network: Callable[[], tuple[str | None, tuple[str, ...]]] = lambda: (None, ()),
         on_submit: Callable[[SignedTransaction], Any] | None = None,
     ) -> None:
@@ -123,7 +122,6 @@ class ChainApi:
         self.hub = hub
         self.peer_id = peer_id
         self.address = address
-        self.roles = roles
         self.network = network
         self.on_submit = on_submit
 
@@ -131,9 +129,21 @@ class ChainApi:
         leader, peers = self.network()
         return NodeInfo(
             chain=self.chain.genesis.chain_id, peer_id=self.peer_id, address=self.address,
-            version=__version__, roles=self.roles, height=self.chain.head().height,
+            version=__version__, roles=self.roles(), height=self.chain.head().height,
             leader=leader, peers=peers, mempool=len(self.chain.mempool),
         )
+
+    def roles(self) -> tuple[str, ...]:
+        """The node key's roles in committed state: membership changes by transaction, so a
+        node added or granted a role after genesis has it here from that block on."""
+        from p2pmkt.chain.roles import member_of
+        from p2pmkt.crypto import parse_address
+
+        if self.address is None:
+            return ()
+        with self.chain.store.snapshot() as snap:
+            member = member_of(snap, bytes(parse_address(self.address)))
+        return member.roles if member is not None else ()
 
     async def head(self) -> Head:
         h = self.chain.head()

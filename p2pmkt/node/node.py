@@ -105,11 +105,6 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     key = load_key(config.key_file)
     genesis = load_genesis(config.genesis)
     address = address_hex(key.address)
-    try:
-        me = next(m for m in genesis.members if m.address == key.address)
-        roles = tuple(me.roles)
-    except StopIteration:
-        roles = ()
     metrics = NodeMetrics(config.name)
     if config.metrics:
         port = metrics.serve(config.metrics)
@@ -218,7 +213,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                     and (p := members.peer_of(NodeId(n))) is not None and net.is_connected(p))
                 return next((n for n in up if n > address), up[0] if up else None)
 
-            api = ChainApi(chain, hub, peer_id=net.peer_id, address=address, roles=roles,
+            api = ChainApi(chain, hub, peer_id=net.peer_id, address=address,
                            network=network, on_submit=on_submit)
 
             def build() -> bytes | None:
@@ -246,7 +241,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
                                    config.raft.tick_ms / 1000)
                 if config.agent.rules is not None:
-                    nursery.start_soon(_run_agent, config, chain, api, key, roles, reports_recv)
+                    nursery.start_soon(_run_agent, config, chain, api, key, reports_recv)
                 log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
                             addrs=",".join(net.addrs()),
                             advertised=",".join(net.discovery.own_addrs()), height=chain.head().height,
@@ -564,14 +559,27 @@ async def _reconcile_membership(driver: Any, chain: ChainService, members: Any,
             continue  # one change at a time, or no longer leader: try again next round
 
 
+AGENT_ROLE_POLL = 1.0
+"""Seconds between looks at committed state while the agent waits for its merchant-tech role."""
+
+
 async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key: PrivateKey,
-                     roles: tuple[str, ...], reports: trio.MemoryReceiveChannel[Report]) -> None:
+                     reports: trio.MemoryReceiveChannel[Report]) -> None:
+    """Run the mapping-rules agent once the node's key holds a merchant-tech role in committed
+    state: at start, or when a platform key grants one later (``member add``/``grant``: a
+    role is chain state, not the genesis file's). Reports committed while it waits are not
+    its to act on, and are drained so that the channel does not fill."""
     from p2pmkt.node.workload import LocalSubmitter, MerchantAgent, run_agent
 
-    merchants = [scope for role, scope in map(parse_role, roles) if role == "merchant-tech"]
-    if not merchants:
-        log.error(kv("agent_disabled", why="the node's key holds no merchant-tech role"))
-        return
+    logged = False
+    while not (merchants := [s for r, s in map(parse_role, api.roles()) if r == "merchant-tech"]):
+        if not logged:
+            log.warning(kv("agent_waiting", why="the node's key holds no merchant-tech role yet; "
+                           "the agent starts when one is granted"))
+            logged = True
+        with trio.move_on_after(AGENT_ROLE_POLL):
+            async for _ in reports:
+                pass
     assert config.agent.rules is not None
     agent = MerchantAgent.from_text(merchants[0], config.agent.rules.read_text())
     log.info(kv("agent_started", merchant=merchants[0], rules=str(config.agent.rules)))

@@ -30,8 +30,7 @@ async def serve_dev_rpc(
     key = dev_key("validator")
     config = NetConfig(chain_id=chain.genesis.chain_id, listen=(listen,), gossip=None, discovery=False)
     async with open_net(key, config) as net:
-        api = ChainApi(chain, hub, peer_id=net.peer_id, address=address_hex(key.address),
-                       roles=("platform",))
+        api = ChainApi(chain, hub, peer_id=net.peer_id, address=address_hex(key.address))
         async with trio.open_nursery() as nursery:
             await nursery.start(run_rpc_server, net, api)
             for addr in net.addrs():

@@ -21,6 +21,7 @@ import trio
 
 from p2pmkt.chain.genesis import load_genesis
 from p2pmkt.client import open_client
+from p2pmkt.demo import rules_toml
 
 from ._procs import CLI, ENV, free_port_block, run_cli, stop_group
 
@@ -107,8 +108,8 @@ async def test_a_network_set_up_by_the_operations_guide_runs_and_takes_a_new_val
     metrics = free_port_block(len(names))
     boot = f"/ip4/127.0.0.1/tcp/{port}/p2p/{ids['platform']['peer_id']}"
 
-    def init(i: int, n: str) -> None:
-        extra = [] if i == 0 else ["--bootstrap", boot]
+    def init(i: int, n: str, *more: str) -> None:
+        extra = [*more] if i == 0 else ["--bootstrap", boot, *more]
         _ok("node", "init", n, "--genesis", "genesis.json", "--name", n, "--key", f"{n}.key",
             "--listen", f"/ip4/0.0.0.0/tcp/{port + i}", "--metrics", f"127.0.0.1:{metrics + i}",
             *extra, cwd=cwd)
@@ -126,14 +127,15 @@ async def test_a_network_set_up_by_the_operations_guide_runs_and_takes_a_new_val
 
     await _until("three nodes connected with one leader", connected_with_leader)
 
-    # Membership changes: initech added with its roles, then started, learner, voter.
+    # Membership changes: initech added (merchant-ops only), started with mapping rules, made
+    # learner, then voter; its merchant-tech role is granted while its node runs.
     initech = ids["initech"]["address"]
     platform = ["--connect", addr["platform"], "--key", "platform.key"]
-    _ok("member", "add", "initech", "initech.json", "--role", "merchant-ops:initech",
-        "--role", "merchant-tech:initech", *platform, cwd=cwd)
-    show = _ok("member", "show", initech, *platform[:2], cwd=cwd)
-    assert "merchant-tech:initech" in show
-    init(3, "initech")
+    _ok("member", "add", "initech", "initech.json", "--role", "merchant-ops:initech", *platform, cwd=cwd)
+    show = json.loads(_ok("member", "show", initech, *platform[:2], cwd=cwd))
+    assert show["member"] is True and show["roles"] == ["merchant-ops:initech"]
+    (cwd / "rules-initech.toml").write_text(rules_toml("initech"))
+    init(3, "initech", "--rules", "rules-initech.toml")
     nodes.start("initech")
     _ok("member", "validator", initech, "learner", *platform, cwd=cwd)
     assert json.loads(_ok("member", "show", initech, *platform[:2], cwd=cwd))["validator"] == "learner"
@@ -143,6 +145,18 @@ async def test_a_network_set_up_by_the_operations_guide_runs_and_takes_a_new_val
         return bool(a and b and b["height"] >= a["height"] > 0 and len(b["peers"]) == 3)
 
     await _until("initech connected to all and caught up", caught_up)
+    # Its roles are chain state (not the genesis file's): its node reports them, and its agent
+    # waits for a merchant-tech role, then starts when one is granted.
+    assert (await _info(addr["initech"]))["roles"] == ["merchant-ops:initech"]
+    assert "agent_waiting" in nodes.log("initech")
+    _ok("member", "grant", initech, "merchant-tech:initech", *platform, cwd=cwd)
+
+    async def agent_started() -> bool:
+        info = await _info(addr["initech"])
+        return bool(info and "merchant-tech:initech" in info["roles"]
+                    and "agent_started merchant=initech" in nodes.log("initech"))
+
+    await _until("initech's agent started after the grant", agent_started)
     _ok("member", "validator", initech, "voter", *platform, cwd=cwd)
     assert json.loads(_ok("member", "show", initech, *platform[:2], cwd=cwd))["validator"] == "voter"
 

@@ -188,7 +188,7 @@ async def test_the_block_rpc_answers_the_stored_bytes_and_their_hash(tmp_path: P
     block = chain.build_block(dev_key("validator"), T0 + 100)
     assert block is not None
     chain.apply(block)
-    api = ChainApi(chain, EventHub(), peer_id="p", address=None, roles=())
+    api = ChainApi(chain, EventHub(), peer_id="p", address=None)
     by_height = await api.block(height=1)
     assert by_height is not None
     assert (by_height.height, by_height.hash, by_height.block) == (1, block.hash, block.encode())
@@ -219,7 +219,7 @@ async def test_a_node_remembers_when_it_applied_each_block_and_answers_it(tmp_pa
     before = int(time.time() * 1000)
     _step(chain, T0 + 1000)
     after = int(time.time() * 1000)
-    record = await ChainApi(chain, EventHub(), peer_id="p", address=None, roles=()).block(height=1)
+    record = await ChainApi(chain, EventHub(), peer_id="p", address=None).block(height=1)
     assert record is not None and record.applied_at is not None
     assert before <= record.applied_at <= after
     assert record.to_wire()["applied_at"] == record.applied_at
