@@ -122,9 +122,13 @@ def _exit_code(exc: BaseException) -> int:
     if isinstance(exc, Busy):
         print(f"busy ({exc.reason}): {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    if isinstance(exc, TimeoutError) or (isinstance(exc, P2pmktError) and _is_network(exc)):
+    # trio's own timeout (a client waiting for a block) is not a TimeoutError; trio is loaded
+    # whenever one was raised.
+    trio = sys.modules.get("trio")
+    too_slow = trio is not None and isinstance(exc, trio.TooSlowError)
+    if isinstance(exc, TimeoutError) or too_slow or (isinstance(exc, P2pmktError) and _is_network(exc)):
         reason = getattr(exc, "reason", "timeout")
-        print(f"unreachable ({reason}): {exc}", file=sys.stderr)
+        print(f"unreachable ({reason}): {str(exc) or 'no answer in time'}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     if isinstance(exc, P2pmktError):
         print(f"error ({exc.reason}): {exc}", file=sys.stderr)

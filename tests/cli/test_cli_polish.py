@@ -96,6 +96,17 @@ def test_unreachable_node_exits_4() -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_client_timeout_waiting_for_a_block_exits_4(capsys: pytest.CaptureFixture[str]) -> None:
+    """trio's timeout (a command waiting for its transaction's block) is no TimeoutError: it
+    must still read as "no answer in time" with exit 4, not a traceback."""
+    import trio
+
+    from p2pmkt.cli.main import EXIT_UNAVAILABLE, _exit_code
+
+    assert _exit_code(trio.TooSlowError()) == EXIT_UNAVAILABLE
+    assert capsys.readouterr().err == "unreachable (timeout): no answer in time\n"
+
+
 @pytest.mark.slow
 def test_market_info_of_an_unknown_merchant_exits_1(dev_chain: DevChain) -> None:
     done = run_cli("market", "info", "nosuch", "--connect", dev_chain.addr)
