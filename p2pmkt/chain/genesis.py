@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from p2pmkt.crypto.keys import address_of
+from p2pmkt.crypto.keys import address_of, is_public_key
 from p2pmkt.errors import ConfigError
 from p2pmkt.types import Address, Hash32
 from p2pmkt.wire.cbor import encode
@@ -146,7 +146,12 @@ class Genesis:
         return tuple(self.member(n).address for n in self.validators)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        """Write the file whole or not at all (a temporary file renamed over ``path``): a
+        half-written genesis would be refused at the next start."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
 
 
 def genesis_from_json(obj: Any, where: str = "genesis") -> Genesis:
@@ -188,8 +193,10 @@ def genesis_from_json(obj: Any, where: str = "genesis") -> Genesis:
             pubkey = bytes.fromhex(raw.get("pubkey", ""))
         except (TypeError, ValueError):
             pubkey = b""
-        if len(pubkey) != 33 or pubkey[0] not in (2, 3):
-            raise ConfigError(f"{at} ({name}): pubkey must be 66 hex digits (compressed secp256k1)")
+        if not is_public_key(pubkey):
+            # Off the curve too: such a member could never sign anything.
+            raise ConfigError(f"{at} ({name}): pubkey must be 66 hex digits of a compressed "
+                              "secp256k1 public key (`p2pmkt key show` prints it)")
         roles = raw.get("roles", [])
         if not isinstance(roles, list):
             raise ConfigError(f"{at} ({name}): roles must be a list")

@@ -23,6 +23,17 @@ def address_of(public_key: bytes) -> Address:
     return Address(hashlib.sha256(public_key).digest()[:ADDRESS_LEN])
 
 
+def is_public_key(raw: bytes) -> bool:
+    """True if ``raw`` is a compressed secp256k1 public key: 33 bytes, 02 or 03, on the curve."""
+    if len(raw) != 33 or raw[0] not in (2, 3):
+        return False
+    try:
+        coincurve.PublicKey(raw)
+    except ValueError:
+        return False
+    return True
+
+
 def address_hex(address: bytes) -> str:
     return "0x" + address.hex()
 
