@@ -78,7 +78,7 @@ def _file_pubkey(path: Path, what: str) -> bytes:
 
 def _pubkey_of_hex(text: str, subject: str, *, or_file: bool = False) -> bytes:
     """``text`` as a compressed secp256k1 public key; ``subject`` names it in the message."""
-    import coincurve
+    from p2pmkt.crypto.keys import is_public_key
 
     digits = text.strip().removeprefix("0x")
     try:
@@ -90,12 +90,10 @@ def _pubkey_of_hex(text: str, subject: str, *, or_file: bool = False) -> bytes:
             problem = f"has {len(digits)} hex digits, not 66"
         elif raw[0] not in (2, 3):
             problem = f"starts with {digits[:2]}, not 02 or 03 (give the compressed form)"
-        else:
-            try:
-                coincurve.PublicKey(raw)  # else nobody could ever sign as this member
-                return raw
-            except ValueError:
-                problem = "is not a point of secp256k1"
+        elif is_public_key(raw):
+            return raw
+        else:  # nobody could ever sign as this member
+            problem = "is not a point of secp256k1"
     raise ConfigError(
         f"{subject} {problem}: a public key is 66 hex digits starting 02 or 03 (as `p2pmkt key "
         f"show` prints under \"pubkey\"), or give {KEY_SOURCES}"
