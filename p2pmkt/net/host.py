@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -168,11 +169,17 @@ class Net:
         Clears py-libp2p's 60 s negative dial cache for that peer first. Gives up after
         ``NetConfig.dial_timeout`` seconds.
 
+        A DNS address (``/dns4/host/…``, ``/dns6/…``, ``/dns/…``) is resolved here first:
+        py-libp2p 0.8.1 cannot dial one ("IP address not found in multiaddr").
+
         Raises:
-            DialFailed: bad address, unreachable, wrong peer id, or too slow.
+            DialFailed: bad address, a name that does not resolve, unreachable, wrong peer
+                id, or too slow.
         """
         try:
-            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+            info = info_from_p2p_addr(multiaddr.Multiaddr(await resolve_dns(addr)))
+        except DialFailed:
+            raise
         except Exception as exc:
             raise DialFailed(f"not a dialable multiaddr with /p2p/<peer id>: {addr!r}") from exc
         await self._connect_info(info)
@@ -326,6 +333,29 @@ def _root_cause(exc: BaseException) -> str:
         cur = inner[0] if isinstance(inner, list | tuple) and inner else cur.__cause__
     root = seen[-1]
     return f"{type(root).__name__}: {root}"
+
+
+_DNS_FAMILIES = {"dns": 0, "dns4": socket.AF_INET, "dns6": socket.AF_INET6}
+
+
+async def resolve_dns(addr: str, *, timeout: float = 5.0) -> str:  # noqa: ASYNC109
+    """``/dns4/HOST/tcp/PORT/…`` → ``/ip4/IP/tcp/PORT/…`` (the first address the system
+    resolver gives, of the family asked for; ``/dns`` takes either); other addresses unchanged.
+
+    Raises:
+        DialFailed: the name does not resolve (within ``timeout``).
+    """
+    parts = addr.split("/")  # ["", "dns4", host, "tcp", port, ...]
+    if len(parts) < 5 or parts[1] not in _DNS_FAMILIES or not parts[4].isdigit():
+        return addr
+    try:
+        with trio.fail_after(timeout):
+            found = await trio.socket.getaddrinfo(parts[2], int(parts[4]), family=_DNS_FAMILIES[parts[1]],
+                                                  type=socket.SOCK_STREAM)
+    except (OSError, trio.TooSlowError) as exc:
+        raise DialFailed(f"cannot resolve {parts[2]!r} of {addr}: {str(exc) or 'no answer in time'}") from exc
+    family, *_, sockaddr = found[0]
+    return "/".join(["", "ip6" if family == socket.AF_INET6 else "ip4", str(sockaddr[0]), *parts[3:]])
 
 
 def _free_inbound_slot_on_close(swarm: Any) -> None:

@@ -120,6 +120,40 @@ async def test_announce_addresses_are_what_peers_learn() -> None:
             await _wait_known(hub, a.peer_id, list(announce))
 
 
+async def test_a_dns_address_is_resolved_before_dialling() -> None:
+    """py-libp2p 0.8.1 cannot dial /dns4 (it wants an IP): Net.connect resolves it first."""
+    from p2pmkt.net.errors import DialFailed
+    from p2pmkt.net.host import resolve_dns
+
+    assert await resolve_dns("/dns4/localhost/tcp/7100/p2p/X") == "/ip4/127.0.0.1/tcp/7100/p2p/X"
+    assert await resolve_dns("/ip4/10.0.0.1/tcp/7100") == "/ip4/10.0.0.1/tcp/7100"
+    with pytest.raises(DialFailed, match=r"cannot resolve 'no-such-host\.invalid'"):
+        await resolve_dns("/dns4/no-such-host.invalid/tcp/7100")
+
+
+async def test_a_node_announced_by_dns_name_is_found_and_dialled() -> None:
+    """A node announces only a name (/dns4/localhost/…): a peer that learns it by peer
+    exchange from a third node connects to it through that name."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fast = {"gossip": None, "reconnect_interval": 0.2, "pex_interval": 0.2}
+    async with open_net(config=NetConfig(listen=("/ip4/127.0.0.1/tcp/0",), **fast)) as hub:
+        boot = (hub.addrs()[0],)
+        named = NetConfig(listen=(f"/ip4/127.0.0.1/tcp/{port}",), announce=(f"/dns4/localhost/tcp/{port}",),
+                          bootstrap=boot, **fast)
+        async with open_net(config=named) as a:
+            await _wait_known(hub, a.peer_id, [f"/dns4/localhost/tcp/{port}"])
+            # b listens nowhere, so a cannot dial it: the connection is b's dial of the name.
+            async with open_net(config=NetConfig(listen=(), bootstrap=boot, **fast)) as b:
+                await _wait_known(b, a.peer_id, [f"/dns4/localhost/tcp/{port}"])
+                with trio.fail_after(20):
+                    while not b.is_connected(a.peer_id):  # noqa: ASYNC110 - remote state
+                        await trio.sleep(0.05)
+
+
 # --- separate machines: nodes in their own network namespaces ---------------------------------
 
 
