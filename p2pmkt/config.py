@@ -29,8 +29,9 @@ A node's config file (``p2pmkt testnet init`` writes one per node)::
 
     [limits]
     rpc_max_frame = 4194304
-    rpc_requests_per_second = 5000
-    rpc_streams_per_peer = 16
+    rpc_requests_per_second = 500           # per peer, bursts of twice as many
+    rpc_streams_per_peer = 8
+    clients_per_ip = 64                     # open connections per IP address of non-members
 
 :func:`load_config` raises :class:`~p2pmkt.errors.ConfigError` naming the key at fault.
 """
@@ -90,9 +91,17 @@ class AgentConfig:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Per-peer limits of the client wire protocol (docs/PROTOCOL.md §1 and §3), and how many
+    connections one IP address may hold."""
+
     rpc_max_frame: int = 4 * 1024 * 1024
-    rpc_requests_per_second: int = 5000
-    rpc_streams_per_peer: int = 16
+    rpc_requests_per_second: int = 500
+    """Requests per second per peer, with bursts of twice as many (chain members' forwarded
+    batches are not charged per transaction)."""
+    rpc_streams_per_peer: int = 8
+    clients_per_ip: int = 64
+    """Connections one IP address may hold open when they are not chain members' (clients);
+    members are never counted (:mod:`p2pmkt.net.inbound`)."""
 
 
 @dataclass(frozen=True, slots=True)

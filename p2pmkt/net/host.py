@@ -67,6 +67,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from p2pmkt.chain.tx import DecodedTxCache
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.net.errors import DialFailed, ProtocolRefused, StreamClosed
+from p2pmkt.net.inbound import ClientConnections
 from p2pmkt.net.members import Members
 from p2pmkt.net.pubsub import Gossip, GossipConfig, make_pubsub
 from p2pmkt.net.stream import FramedStream
@@ -113,6 +114,9 @@ class NetConfig:
     chain_id: str = "p2pmkt-dev"
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
     announce: tuple[str, ...] = ()
+    clients_per_ip: int = 64
+    """Inbound connections one IP address may hold open when they are not members' (0: no
+    limit); see :mod:`p2pmkt.net.inbound`."""
     bootstrap: tuple[str, ...] = ()
     mdns: bool = False
     gossip: GossipConfig | None = field(default_factory=GossipConfig)
@@ -358,8 +362,13 @@ async def resolve_dns(addr: str, *, timeout: float = 5.0) -> str:  # noqa: ASYNC
     return "/".join(["", "ip6" if family == socket.AF_INET6 else "ip4", str(sockaddr[0]), *parts[3:]])
 
 
-def _free_inbound_slot_on_close(swarm: Any) -> None:
-    """Make each inbound TCP connection hold its inbound slot only while it is open.
+def _free_inbound_slot_on_close(
+    swarm: Any, clients: ClientConnections, is_member: Callable[[str], bool],
+    on_refused: Callable[[str], None],
+) -> None:
+    """Make each inbound TCP connection hold its inbound slot only while it is open, and
+    close a non-member's connection that is one too many from its IP address (``clients``:
+    see :mod:`p2pmkt.net.inbound`; ``on_refused`` gets the address).
 
     py-libp2p 0.8.1 keeps the task that accepted an inbound connection, and with it one of
     the swarm's ``max_connections`` (300) inbound slots, until the *host* stops (its handler
@@ -384,7 +393,20 @@ def _free_inbound_slot_on_close(swarm: Any) -> None:
             log.debug("inbound connection from %s not upgraded: %r", remote, exc)
             await _close_quietly(raw)
             return
-        await muxed.event_closed.wait()
+        # Only now is the peer known (Noise names it): members are never counted.
+        address = raw.get_remote_address()
+        ip = str(address[0]) if address else None
+        member = is_member(muxed.peer_id.to_base58())
+        if not clients.admit(ip, member):
+            log.info("closed a connection from %s: more than %d open from that address",
+                     ip, clients.per_ip)
+            on_refused(str(ip))
+            await _close_quietly(muxed)
+            return
+        try:
+            await muxed.event_closed.wait()
+        finally:
+            clients.release(ip, member)
 
     swarm._do_handle_inbound_connection = handle_inbound
 
@@ -460,6 +482,7 @@ async def open_net(
     tx_cache: DecodedTxCache | None = None,
     on_gossip_reject: Callable[[str], None] | None = None,
     head_proposers: Callable[[], Collection[bytes]] | None = None,
+    on_inbound_refused: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Net]:
     """Run a host until the context exits; yield its :class:`Net`.
 
@@ -473,6 +496,8 @@ async def open_net(
             (a node counts them in its metrics); duplicates are not refusals.
         head_proposers: the addresses whose signed headers gossip accepts (the chain's
             voters); None accepts any valid signature.
+        on_inbound_refused: called with the IP address of each inbound connection closed
+            for being one too many from that address (``NetConfig.clients_per_ip``).
 
     Listeners are up and bootstrap dials have been *started* (not necessarily finished)
     when the context is entered. Register stream handlers right away.
@@ -490,7 +515,12 @@ async def open_net(
         ),
         enable_mDNS=config.mdns,
     )
-    _free_inbound_slot_on_close(host.get_network())
+    clients = ClientConnections(config.clients_per_ip)
+    # An open network (members None: dev chain, clients) has no members to spare.
+    _free_inbound_slot_on_close(
+        host.get_network(), clients,
+        lambda peer_id: members is not None and members.is_member(peer_id),
+        on_inbound_refused or (lambda ip: None))
     _switch_off_auto_connector(host.get_network())
     async with AsyncExitStack() as stack:
         gossip: Gossip | None = None

@@ -29,14 +29,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from p2pmkt.chain.block import signed_header
 from p2pmkt.chain.genesis import load_genesis, parse_role
 from p2pmkt.chain.tx import SignedTransaction
-from p2pmkt.config import NodeConfig
+from p2pmkt.config import Limits, NodeConfig
 from p2pmkt.crypto.keyfile import load_key
 from p2pmkt.crypto.keys import PrivateKey, address_hex
 from p2pmkt.errors import Busy, P2pmktError
@@ -47,6 +47,9 @@ from p2pmkt.node.api import ChainApi, EventHub, events_of
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.node.logs import kv, setup_logging
 from p2pmkt.node.metrics import NodeMetrics
+
+if TYPE_CHECKING:
+    from p2pmkt.net.rpc_stream import RpcLimits
 
 log = logging.getLogger("p2pmkt.node")
 
@@ -90,7 +93,6 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
         run_rpc_server,
         run_sync_server,
     )
-    from p2pmkt.net.rpc_stream import RpcLimits
     from p2pmkt.net.sync import MAX_RANGE
     from p2pmkt.node.raft_app import ChainApp
     from p2pmkt.node.raft_driver import (
@@ -133,6 +135,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
         chain_id=genesis.chain_id, listen=config.listen, announce=config.announce,
         bootstrap=config.bootstrap,
         mdns=config.mdns, reconnect_interval=0.5, pex_interval=1.0,
+        clients_per_ip=config.limits.clients_per_ip,
     )
 
     def on_applied(applied: Applied) -> None:
@@ -181,6 +184,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
             # tx_cache: each transaction is decoded once, for gossip, RPC and Raft blocks alike.
             open_net(key, net_config, members=members, tx_cache=chain.tx_cache,
                      on_gossip_reject=lambda reason: metrics.reject(reason, "gossip"),
+                     on_inbound_refused=lambda ip: metrics.reject("too_many_connections", "inbound"),
                      head_proposers=lambda: voters) as net,
             open_raft_transport(net) as raft_t,
         ):
@@ -226,8 +230,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                     lambda task_status: run_block_producer(
                         driver, build, interval=genesis.params.block_interval_ms / 1000,
                         task_status=task_status))
-                await nursery.start(run_rpc_server, net, api, RpcLimits(
-                    max_frame=config.limits.rpc_max_frame))
+                await nursery.start(run_rpc_server, net, api, rpc_limits(config.limits))
                 await nursery.start(run_sync_server, net, ChainBlocks(chain))
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
@@ -557,6 +560,16 @@ async def _reconcile_membership(driver: Any, chain: ChainService, members: Any,
                 await driver.wait_applied(idx)
         except ProposalDropped:
             continue  # one change at a time, or no longer leader: try again next round
+
+
+def rpc_limits(limits: Limits) -> RpcLimits:
+    """The RPC server's limits from the config's ``[limits]`` (until session 9 only the frame
+    size was passed on, and the rate and stream settings were silently ignored)."""
+    from p2pmkt.net.rpc_stream import RpcLimits  # libp2p: loaded only by a node that runs
+
+    rate = float(limits.rpc_requests_per_second)
+    return RpcLimits(max_frame=limits.rpc_max_frame, rate=rate, burst=2 * rate,
+                     max_streams_per_peer=limits.rpc_streams_per_peer)
 
 
 AGENT_ROLE_POLL = 1.0
