@@ -593,6 +593,7 @@ async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key
         with trio.move_on_after(AGENT_ROLE_POLL):
             async for _ in reports:
                 pass
+            await trio.sleep_forever()  # the channel closed: still wait out the interval
     assert config.agent.rules is not None
     agent = MerchantAgent.from_text(merchants[0], config.agent.rules.read_text())
     log.info(kv("agent_started", merchant=merchants[0], rules=str(config.agent.rules)))
