@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -30,6 +30,7 @@ from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import group_leaves
 from p2pmkt.market.model import Visit
+from p2pmkt.net.errors import StreamClosed
 from p2pmkt.net.host import Net, NetConfig, open_net
 from p2pmkt.net.rpc_stream import RpcStreamClient, open_rpc_stream
 from p2pmkt.rpc.methods import EVENT_KINDS, MAX_BATCH_TXS
@@ -284,10 +285,19 @@ async def open_client(addr: str, key: PrivateKey | None = None) -> AsyncIterator
     stay a group.
     """
     try:
-        async with open_net(key, CLIENT_NET_CONFIG) as net:
+        async with open_net(key, CLIENT_NET_CONFIG) as net, AsyncExitStack() as stack:
             peer = await net.connect(addr)
-            async with open_rpc_stream(net, peer) as rpc:
-                yield Client(net, rpc)
+            try:
+                rpc = await stack.enter_async_context(open_rpc_stream(net, peer))
+            except StreamClosed as exc:
+                # The one common cause, said where the user reads it: py-libp2p only reports
+                # "Failed to create stream".
+                raise StreamClosed(
+                    f"{exc}. The node accepted the connection but no stream could be opened on "
+                    "it: a node closes a client's connection at once when the client's IP "
+                    "address already holds as many as its [limits] clients_per_ip allows (share "
+                    "one connection among your tasks, or ask the operator to raise it)") from exc
+            yield Client(net, rpc)
     except BaseExceptionGroup as group:
         leaves = group_leaves(group)
         if len(leaves) != 1:
