@@ -67,7 +67,7 @@ def register(sub: Any) -> None:
     # --- genesis new|show, node init: setting up a multi-machine network ----------------
     from p2pmkt.cli import network_cmd
 
-    network_cmd.register(sub, _cmd, nsub)
+    network_cmd.register(sub, _cmd, nsub, _target)
 
     # --- testnet -------------------------------------------------------------------------
     from p2pmkt.cli import testnet_cmd

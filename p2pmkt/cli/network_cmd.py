@@ -40,9 +40,10 @@ KEY_NAME = "node.key"
 GENESIS_NAME = "genesis.json"
 
 
-def register(sub: Any, cmd: Any, node_sub: Any) -> None:
-    """Add ``genesis new|show`` to the top-level ``sub`` and ``init`` to ``node_sub`` (the
-    ``p2pmkt node`` actions); ``cmd`` is :func:`p2pmkt.cli.commands._cmd`."""
+def register(sub: Any, cmd: Any, node_sub: Any, target: Any) -> None:
+    """Add ``genesis new|show`` to the top-level ``sub`` and ``init`` and ``status`` to
+    ``node_sub`` (the ``p2pmkt node`` actions); ``cmd`` and ``target`` are
+    :func:`p2pmkt.cli.commands._cmd` and ``_target`` (the options choosing a node)."""
     g = cmd(sub, "genesis", "Write or inspect the genesis file of a multi-machine network.",
             "p2pmkt genesis show genesis.json")
     gsub = g.add_subparsers(dest="genesis_command", metavar="ACTION", required=True)
@@ -102,6 +103,13 @@ def register(sub: Any, cmd: Any, node_sub: Any) -> None:
                       help="mapping-rules file for a merchant-tech node's agent (copied into DIR)")
     init.add_argument("--force", action="store_true", help="replace an existing DIR/config.toml")
     init.set_defaults(func=_node_init)
+
+    status = cmd(node_sub, "status", "A running node's view of the network: chain, height, leader, "
+                                     "connected members, its own roles, mempool.",
+                 "p2pmkt node status --connect /ip4/198.51.100.10/tcp/7100/p2p/16Uiu2…")
+    target(status)
+    status.add_argument("--json", action="store_true", help="node.info as one JSON object (for scripts)")
+    status.set_defaults(func=_node_status)
 
 
 # --- genesis new ---------------------------------------------------------------------------
@@ -422,3 +430,34 @@ def _print_dial_addresses(addrs: list[str], peer_id: str, *, announced: bool) ->
     elif not announced and all(a.startswith(("/ip4/127.", "/ip6/::1/")) for a in addrs):
         print("note: the node listens on loopback only: other machines cannot reach it "
               "(listen on /ip4/0.0.0.0/tcp/PORT, or give --announce)")
+
+
+# --- node status ---------------------------------------------------------------------------
+
+
+def _node_status(args: argparse.Namespace) -> int:
+    """Print ``node.info`` for an operator: the first check on a running network."""
+    from p2pmkt.cli.client_cmds import _connect
+    from p2pmkt.cli.console import readable
+
+    client, _ = _connect(args)
+    with client:
+        info = readable(client.call("node.info"))
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        print()
+        return 0
+    leader = info.get("leader")
+    if leader is None:
+        leader_text = "none known (no majority of validators connected yet?)"
+    else:
+        leader_text = f"{leader}{' (this node)' if leader == info.get('address') else ''}"
+    peers = info.get("peers") or []
+    print(f"chain    {info['chain']} (p2pmkt {info['version']})")
+    print(f"node     {info.get('address') or '-'}  peer {info['peer_id']}")
+    print(f"roles    {', '.join(info['roles']) or 'none'}")
+    print(f"height   {info['height']}")
+    print(f"leader   {leader_text}")
+    print(f"peers    {len(peers)} connected member(s)" + "".join(f"\n         {p}" for p in peers))
+    print(f"mempool  {info['mempool']} transaction(s)")
+    return 0

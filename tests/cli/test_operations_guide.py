@@ -126,6 +126,10 @@ async def test_a_network_set_up_by_the_operations_guide_runs_and_takes_a_new_val
             len({i["leader"] for i in infos if i}) == 1
 
     await _until("three nodes connected with one leader", connected_with_leader)
+    status = json.loads(_ok("node", "status", "--connect", addr["acme"], "--json", cwd=cwd))
+    assert status["roles"] == ["merchant-ops:acme", "merchant-tech:acme"] and len(status["peers"]) == 2
+    text = _ok("node", "status", "--connect", addr["acme"], cwd=cwd)
+    assert "peers    2 connected member(s)" in text and f"node     {ids['acme']['address']}" in text
 
     # Membership changes: initech added (merchant-ops only), started with mapping rules, made
     # learner, then voter; its merchant-tech role is granted while its node runs.
