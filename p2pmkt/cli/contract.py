@@ -240,7 +240,7 @@ def _deploy(args: argparse.Namespace) -> int:
                 where = f" at height {st['height']}" if "height" in st else ""
                 why = f" ({st.get('reason')}: {st.get('message')})" if st["status"] == "rejected" else ""
                 print(f"contract.deploy {st['txid'].hex()}: {st['status']}{where}{why}; code hash {code_hash}")
-                return 0 if st["status"] == "committed" else 3
+                return 0 if st["status"] == "committed" else 1  # rejected in its block (main.py)
             chain = chain or client.info()["chain"]
             nonce = nonce if nonce is not None else client.next_nonce(key.address)
         finally:

@@ -7,9 +7,9 @@ imports its heavy dependencies (trio, libp2p, wasmtime) only when it runs, so th
 Exit codes (scripts may rely on them)::
 
     0  success
-    1  the operation failed (a transaction was rejected, a node did not answer, …)
+    1  the operation failed (a transaction was rejected inside its block, …)
     2  usage or configuration error (bad flag, bad config/genesis/rules/key file)
-    3  a remote party rejected the input (invalid transaction, bad signature, permission)
+    3  a node refused the input at submission (invalid transaction, bad signature, permission)
     4  busy or unreachable: retry later (mempool full, node down or unreachable, timeout)
     130 interrupted (Ctrl-C)
 
