@@ -14,6 +14,12 @@ Inbound streams are accepted from chain members only (others are reset) and ever
 becomes ``(NodeId of the sender, bytes)`` on :attr:`RaftTransport.incoming`; if the driver
 falls behind by ``queue_size`` messages, further ones are dropped.
 
+**Same chain, not just same members.** The first frame of every stream is a hello naming the
+sender's genesis (:func:`hello`); a receiver whose genesis differs resets the stream and
+takes nothing from it. Membership alone would let a node whose genesis file differs in a
+parameter (same chain id, same keys: an operator's stale copy) vote and acknowledge
+entries, then apply the blocks by other rules.
+
 Addresses: a NodeId is the validator's address ``0x…``; the peer id follows from the member's
 public key (:class:`~p2pmkt.net.members.Members`), so no directory is exchanged.
 """
@@ -21,7 +27,7 @@ public key (:class:`~p2pmkt.net.members.Members`), so no directory is exchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +46,14 @@ log = logging.getLogger(__name__)
 
 RAFT_PROTOCOL = "/p2pmkt/raft/1.0.0"
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+_HELLO = b"p2pmkt raft hello, genesis "
+REFUSAL_LOG_EVERY = 60.0
+"""Seconds between two log lines about the same peer's refused streams (it retries each tick)."""
+
+
+def hello(genesis: bytes) -> bytes:
+    """The first frame of a Raft stream from a node whose genesis hash is ``genesis``."""
+    return _HELLO + genesis
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +69,13 @@ class RaftTransport:
 
     def __init__(
         self, net: Net, members: Members, nursery: trio.Nursery, *, queue_size: int,
-        max_message: int,
+        max_message: int, genesis: bytes = b"", on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._net = net
         self._members = members
+        self._hello = hello(genesis)
+        self._on_refused = on_refused or (lambda peer: None)
+        self._refusal_logged: dict[str, float] = {}  # peer → when its refusal was last logged
         self._nursery = nursery
         self._queue_size = queue_size
         self._max_message = max_message
@@ -104,6 +121,7 @@ class RaftTransport:
                         stream = await self._net.open_stream(
                             peer, RAFT_PROTOCOL, max_frame=self._max_message
                         )
+                        await stream.write_frame(self._hello)
                     except NetworkError as exc:
                         log.debug("raft stream to %s failed: %s", peer, exc)
                         self._dropped_send += 1
@@ -124,6 +142,11 @@ class RaftTransport:
         if node is None:  # membership changed after the handler's check
             await fs.reset()
             return
+        first = await fs.read_frame()
+        if first != self._hello:
+            self._refuse(fs.peer_id, first)
+            await fs.reset()
+            return
         while True:
             payload = await fs.read_frame()
             if payload is None:
@@ -135,6 +158,21 @@ class RaftTransport:
                 self._dropped_receive += 1
 
 
+    def _refuse(self, peer: str, first: bytes | None) -> None:
+        self._on_refused(peer)
+        now = trio.current_time()
+        if now - self._refusal_logged.get(peer, -REFUSAL_LOG_EVERY) < REFUSAL_LOG_EVERY:
+            return
+        self._refusal_logged[peer] = now
+        if first is not None and first.startswith(_HELLO):
+            theirs = first[len(_HELLO):].hex()[:16] or "none"
+            why = (f"its genesis hash is {theirs}…, ours {self._hello[len(_HELLO):].hex()[:16]}…: "
+                   "the same members with another genesis file; compare `p2pmkt genesis show`")
+        else:
+            why = "its stream did not open with a genesis hello (another p2pmkt version?)"
+        log.error("refused Raft messages from member %s: %s", peer, why)
+
+
 @asynccontextmanager
 async def open_raft_transport(
     net: Net,
@@ -142,17 +180,22 @@ async def open_raft_transport(
     *,
     queue_size: int = 1024,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    genesis: bytes = b"",
+    on_refused: Callable[[str], None] | None = None,
 ) -> AsyncIterator[RaftTransport]:
     """Serve ``/p2pmkt/raft/1.0.0`` and yield the transport; writers stop on exit.
 
-    ``members`` defaults to ``net.members`` (one of the two must be given).
+    ``members`` defaults to ``net.members`` (one of the two must be given). ``genesis`` is
+    this node's genesis hash: streams from a member whose hello names another are refused
+    (``on_refused`` gets its peer id each time).
     """
     members = members if members is not None else net.members
     if members is None:
         raise ValueError("the Raft transport needs the member set (address ↔ peer id)")
     async with trio.open_nursery() as nursery:
         transport = RaftTransport(
-            net, members, nursery, queue_size=queue_size, max_message=max_message
+            net, members, nursery, queue_size=queue_size, max_message=max_message,
+            genesis=genesis, on_refused=on_refused,
         )
         net.handle(RAFT_PROTOCOL, transport._serve, members_only=True,
                    max_frame=max_message, frame_timeout=30.0)

@@ -186,7 +186,9 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                      on_gossip_reject=lambda reason: metrics.reject(reason, "gossip"),
                      on_inbound_refused=lambda ip: metrics.reject("too_many_connections", "inbound"),
                      head_proposers=lambda: voters) as net,
-            open_raft_transport(net) as raft_t,
+            open_raft_transport(
+                net, genesis=bytes(genesis.hash),
+                on_refused=lambda peer: metrics.reject("genesis_mismatch", "raft")) as raft_t,
         ):
             def on_leader(leader: Any, term: Any) -> None:
                 leading[0] = leader == NodeId(address)

@@ -1,0 +1,57 @@
+"""Raft messages pass only between members that hold the same genesis (real py-libp2p hosts).
+
+Same keys and chain id but another genesis file (an operator's stale copy, a parameter
+changed) used to be enough to vote and acknowledge entries, then apply the blocks by other
+rules. Each Raft stream now opens with a hello naming the sender's genesis hash; a receiver
+with another one resets the stream, takes nothing from it, and reports the peer."""
+
+from __future__ import annotations
+
+import hashlib
+
+import trio
+
+from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.net import Members, NetConfig, open_net, open_raft_transport
+from p2pmkt.types import NodeId
+
+CFG = NetConfig(gossip=None, discovery=False)
+
+
+def _node_id(key: PrivateKey) -> NodeId:
+    return NodeId("0x" + key.address.hex())
+
+
+async def _exchange(genesis_a: bytes, genesis_b: bytes) -> tuple[list[bytes], list[str]]:
+    """A sends three messages to B; returns what B received within a moment and whom B refused."""
+    ka, kb = PrivateKey.from_seed("hello/a"), PrivateKey.from_seed("hello/b")
+    members = Members([ka.public_key.compressed, kb.public_key.compressed])
+    refused: list[str] = []
+    got: list[bytes] = []
+    async with open_net(ka, CFG, members=members) as a, open_net(kb, CFG, members=members) as b, \
+            open_raft_transport(a, genesis=genesis_a) as ta, \
+            open_raft_transport(b, genesis=genesis_b, on_refused=refused.append) as tb:
+        await a.connect(b.addrs()[0])
+        with trio.move_on_after(3):
+            while len(got) < 3 and not refused:
+                await ta.send(_node_id(kb), b"append %d" % len(got))
+                with trio.move_on_after(0.2):
+                    _, data = await tb.incoming.receive()
+                    got.append(data)
+        return got, refused
+
+
+async def test_members_with_the_same_genesis_exchange_raft_messages() -> None:
+    same = hashlib.sha256(b"genesis one").digest()
+    got, refused = await _exchange(same, same)
+    assert got[:1] == [b"append 0"] and len(got) == 3 and refused == []
+
+
+async def test_a_member_with_another_genesis_is_refused_and_reported() -> None:
+    ka = PrivateKey.from_seed("hello/a")
+    got, refused = await _exchange(hashlib.sha256(b"genesis one").digest(),
+                                   hashlib.sha256(b"genesis two").digest())
+    assert got == []
+    from p2pmkt.crypto.peerid import peer_id_of
+
+    assert refused[:1] == [peer_id_of(ka.public_key.compressed)]
