@@ -4,13 +4,17 @@ Theory of operation
 -------------------
 One request per stream, then a stream of answers, then the server closes::
 
-    request   {"from": uint, "to": uint}         inclusive heights, to - from < MAX_RANGE
+    request   {"from": uint, "to": uint}         inclusive heights, to - from < MAX_RANGE;
+              (+ "genesis": bstr)                the asker's genesis hash, when it has one
     answers   {"block": bstr}  …                 Block.encode() bytes, heights from..to in
                                                  order; fewer if the server has fewer
               {"end": true, "head": uint}        the server's committed height
     or        {"error": tstr}                    bad request; nothing else follows
 
-A request with ``to < from`` asks only for the head. The server reads blocks through a
+A server with a genesis hash answers a request that names another with ``{"error": …}``
+(both hashes): a node must never catch up from a chain that started elsewhere, even one run
+by the same members (see :mod:`p2pmkt.net.raft_transport`). A request with ``to < from``
+asks only for the head. The server reads blocks through a
 :class:`BlockProvider` (the node's block store), stops early after ``MAX_RESPONSE_BYTES``, and
 serves members only. The client (:func:`fetch_blocks`) decodes each block and checks that
 heights are consecutive from ``from``; it does **not** check signatures or parent links —
@@ -58,8 +62,9 @@ class BlockProvider(Protocol):
 
 
 class _SyncServer:
-    def __init__(self, provider: BlockProvider) -> None:
+    def __init__(self, provider: BlockProvider, genesis: bytes = b"") -> None:
         self.provider = provider
+        self.genesis = genesis
 
     async def serve(self, fs: FramedStream) -> None:
         with trio.fail_after(10.0):
@@ -72,6 +77,12 @@ class _SyncServer:
         except DecodeError as exc:
             await fs.write_frame(encode({"error": str(exc)}))
             return
+        theirs = req.get("genesis", b"")
+        if self.genesis and theirs and theirs != self.genesis:
+            await fs.write_frame(encode({"error": (
+                f"this node's genesis hash is {self.genesis.hex()[:16]}…, the request's "
+                f"{theirs.hex()[:16]}…: another chain")}))
+            return
         sent = 0
         if end >= start:
             for raw in await self.provider.blocks(start, end):
@@ -83,8 +94,10 @@ class _SyncServer:
 
 
 def _parse_request(req: Any) -> tuple[int, int]:
-    if not isinstance(req, dict) or set(req) != {"from", "to"}:
-        raise DecodeError('sync request must be {"from": uint, "to": uint}')
+    if not isinstance(req, dict) or not {"from", "to"} <= set(req) <= {"from", "to", "genesis"}:
+        raise DecodeError('sync request must be {"from": uint, "to": uint} (and "genesis": bytes)')
+    if type(req.get("genesis", b"")) is not bytes:
+        raise DecodeError("sync request's genesis must be bytes")
     start, end = req["from"], req["to"]
     if type(start) is not int or type(end) is not int or start < 0 or end < 0:
         raise DecodeError("sync heights must be unsigned integers")
@@ -98,10 +111,12 @@ async def run_sync_server(
     provider: BlockProvider,
     *,
     members_only: bool = True,
+    genesis: bytes = b"",
     task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve block ranges from ``provider`` until cancelled."""
-    server = _SyncServer(provider)
+    """Serve block ranges from ``provider`` until cancelled; with ``genesis`` (this node's
+    genesis hash), only to askers that name the same one or none."""
+    server = _SyncServer(provider, genesis)
     net.handle(SYNC_PROTOCOL, server.serve, members_only=members_only,
                max_frame=_REQUEST_FRAME, frame_timeout=10.0)
     task_status.started()
@@ -110,6 +125,7 @@ async def run_sync_server(
 
 async def fetch_blocks(
     net: Net, peer_id: str, start: int, end: int, *, max_block_bytes: int = MAX_BLOCK_BYTES,
+    genesis: bytes = b"",
 ) -> tuple[list[Block], int]:
     """Fetch committed blocks ``start..end`` (inclusive, at most MAX_RANGE) from ``peer_id``.
 
@@ -118,7 +134,8 @@ async def fetch_blocks(
 
     Raises:
         StreamClosed / ProtocolRefused: the peer is unreachable or refused.
-        RemoteError: the peer sent something malformed or out of order.
+        RemoteError: the peer sent something malformed or out of order, or refused (e.g. its
+            genesis is not ``genesis``).
     """
     if end >= start and end - start >= MAX_RANGE:
         raise ValueError(f"at most {MAX_RANGE} blocks per request")
@@ -126,7 +143,10 @@ async def fetch_blocks(
     blocks: list[Block] = []
     try:
         with trio.fail_after(FETCH_TIMEOUT):
-            await fs.write_frame(encode({"from": start, "to": end}))
+            request: dict[str, Any] = {"from": start, "to": end}
+            if genesis:
+                request["genesis"] = genesis  # a server of another chain refuses
+            await fs.write_frame(encode(request))
             while True:
                 payload = await fs.read_frame()
                 if payload is None:

@@ -29,6 +29,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -233,7 +234,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                         driver, build, interval=genesis.params.block_interval_ms / 1000,
                         task_status=task_status))
                 await nursery.start(run_rpc_server, net, api, rpc_limits(config.limits))
-                await nursery.start(run_sync_server, net, ChainBlocks(chain))
+                await nursery.start(partial(run_sync_server, genesis=bytes(genesis.hash)),
+                                    net, ChainBlocks(chain))
                 nursery.start_soon(_gossip_out, net, outbox_recv)
                 nursery.start_soon(_gossip_in, net, chain)
                 nursery.start_soon(_reannounce, chain, on_submit)
@@ -241,7 +243,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                                    gossip, chain.mempool.in_arrival_order, backup)
                 nursery.start_soon(_heads_out, net, heads_recv)
                 nursery.start_soon(_heads_in, net, app)
-                nursery.start_soon(_catch_up, net, app, members, fetch_blocks, MAX_RANGE)
+                nursery.start_soon(_catch_up, net, app, members,
+                                   partial(fetch_blocks, genesis=bytes(genesis.hash)), MAX_RANGE)
                 nursery.start_soon(_reconcile_membership, driver, chain, members, voters)
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
                                    config.raft.tick_ms / 1000)

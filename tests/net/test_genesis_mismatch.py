@@ -1,4 +1,4 @@
-"""Raft messages pass only between members that hold the same genesis (real py-libp2p hosts).
+"""Raft messages and block sync pass only between nodes that hold the same genesis (real py-libp2p hosts).
 
 Same keys and chain id but another genesis file (an operator's stale copy, a parameter
 changed) used to be enough to vote and acknowledge entries, then apply the blocks by other
@@ -55,3 +55,32 @@ async def test_a_member_with_another_genesis_is_refused_and_reported() -> None:
     from p2pmkt.crypto.peerid import peer_id_of
 
     assert refused[:1] == [peer_id_of(ka.public_key.compressed)]
+
+
+class _Blocks:
+    """A block provider with no blocks and head 7 (the answer's shape is what matters)."""
+
+    async def head_height(self) -> int:
+        return 7
+
+    async def blocks(self, start: int, end: int) -> list[bytes]:
+        return []
+
+
+async def test_block_sync_serves_only_askers_of_the_same_genesis() -> None:
+    """A node catching up must not fetch another chain's blocks, even from a member."""
+    import pytest
+
+    from p2pmkt.errors import RemoteError
+    from p2pmkt.net import fetch_blocks, run_sync_server
+
+    one, two = hashlib.sha256(b"genesis one").digest(), hashlib.sha256(b"genesis two").digest()
+    async with open_net(config=CFG) as server, open_net(config=CFG) as asker, trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: run_sync_server(
+            server, _Blocks(), members_only=False, genesis=one, task_status=task_status))
+        peer = await asker.connect(server.addrs()[0])
+        assert await fetch_blocks(asker, peer, 1, 3, genesis=one) == ([], 7)
+        with pytest.raises(RemoteError, match="another chain"):
+            await fetch_blocks(asker, peer, 1, 3, genesis=two)
+        assert await fetch_blocks(asker, peer, 1, 3) == ([], 7)  # an asker that names none
+        nursery.cancel_scope.cancel()
