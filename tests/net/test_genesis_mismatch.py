@@ -8,7 +8,10 @@ with another one resets the stream, takes nothing from it, and reports the peer.
 from __future__ import annotations
 
 import hashlib
+import sys
+from pathlib import Path
 
+import pytest
 import trio
 
 from p2pmkt.crypto.keys import PrivateKey
@@ -16,6 +19,10 @@ from p2pmkt.net import Members, NetConfig, open_net, open_raft_transport
 from p2pmkt.types import NodeId
 
 CFG = NetConfig(gossip=None, discovery=False)
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tools.chaos: the multi-process cluster
 
 
 def _node_id(key: PrivateKey) -> NodeId:
@@ -69,8 +76,6 @@ class _Blocks:
 
 async def test_block_sync_serves_only_askers_of_the_same_genesis() -> None:
     """A node catching up must not fetch another chain's blocks, even from a member."""
-    import pytest
-
     from p2pmkt.errors import RemoteError
     from p2pmkt.net import fetch_blocks, run_sync_server
 
@@ -84,3 +89,40 @@ async def test_block_sync_serves_only_askers_of_the_same_genesis() -> None:
             await fetch_blocks(asker, peer, 1, 3, genesis=two)
         assert await fetch_blocks(asker, peer, 1, 3) == ([], 7)  # an asker that names none
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.slow
+async def test_a_node_started_with_another_genesis_file_takes_no_part(tmp_path) -> None:
+    """Three node processes; node3's genesis file differs from the others' in one parameter
+    (same chain id, same members: an operator's stale copy). node1 and node2 elect a leader
+    and commit blocks; node3 applies none of them and its peers log why."""
+    import json
+    import re
+
+    from p2pmkt.client import open_client
+    from tools.chaos.cluster import Cluster, infos, submitter_key, wait_height
+    from tools.chaos.load import presign
+
+    with Cluster(root=tmp_path / "net", n=3, submitters=1, rules=False) as cl:
+        node3 = cl.net.node("node3")
+        other = json.loads((cl.root / "genesis.json").read_text())
+        other["params"]["block_interval_ms"] = 250
+        (node3.dir / "genesis-stale.json").write_text(json.dumps(other))
+        node3.config.write_text(re.sub(r'^genesis = .*$', 'genesis = "genesis-stale.json"',
+                                       node3.config.read_text(), flags=re.M))
+        cl.start()
+        (stx,) = presign([submitter_key(0)], cl.net.chain_id, 1)[0]
+        with trio.fail_after(60):
+            while True:
+                try:
+                    async with open_client(cl.addr("node1")) as c:
+                        await c.submit_tx(stx)
+                        break
+                except Exception:
+                    await trio.sleep(0.3)
+        height = await wait_height(cl.addr("node2"), 1, timeout=60)
+        assert height >= 1
+        seen = await infos(cl, ["node3"])
+        assert seen["node3"] is not None and seen["node3"]["height"] == 0
+        logs = "".join(cl.net.node(n).log_file.read_text() for n in ("node1", "node2"))
+        assert "refused Raft messages from member" in logs and "another genesis file" in logs
