@@ -12,6 +12,7 @@ Exit codes (scripts may rely on them)::
     3  a node refused the input at submission (invalid transaction, bad signature, permission)
     4  busy or unreachable: retry later (mempool full, node down or unreachable, timeout)
     130 interrupted (Ctrl-C)
+    141 the reader of its output went away (``p2pmkt … | head``), as a shell reports SIGPIPE
 
 Any ``p2pmkt`` process (a node, a command that seems stuck) prints every thread's Python
 stack to its stderr on ``kill -USR1 PID`` and goes on running.
@@ -20,6 +21,7 @@ stack to its stderr on ``kill -USR1 PID`` and goes on running.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +33,7 @@ EXIT_USAGE = 2
 EXIT_REJECTED = 3
 EXIT_UNAVAILABLE = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 EPILOG = """\
 examples:
@@ -113,6 +116,14 @@ def _exit_code(exc: BaseException) -> int:
 
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        # Quietly, like any Unix filter: nobody reads the output any more. What is left in
+        # stdout's buffer goes to /dev/null, or its flush at exit would raise again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (in-process calls)
+            pass
+        return EXIT_BROKEN_PIPE
     if isinstance(exc, LocalError):
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -113,3 +113,23 @@ def test_market_info_of_an_unknown_merchant_exits_1(dev_chain: DevChain) -> None
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
     assert done.stderr == "merchant 'nosuch' has no marketing information yet\n"
+
+
+def test_output_to_a_reader_that_went_away_ends_quietly_with_141(tmp_path: Path) -> None:
+    """``p2pmkt … | head``: when the reader closes the pipe, the command ends without a
+    traceback, exit 141 as a shell reports SIGPIPE (it printed a BrokenPipeError traceback)."""
+    import subprocess
+
+    from p2pmkt.chain.dev import dev_genesis
+
+    from ._procs import CLI, ENV
+
+    dev_genesis().save(tmp_path / "genesis.json")
+    proc = subprocess.Popen([*CLI, "genesis", "show", str(tmp_path / "genesis.json"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # no reader left: the command's first write gets EPIPE
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=30) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
