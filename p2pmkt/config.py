@@ -167,7 +167,20 @@ def validate_config(cfg: NodeConfig) -> NodeConfig:
     return cfg
 
 
-_UNSPECIFIED_HOSTS = ("/ip4/0.0.0.0/", "/ip6/::/")
+UNSPECIFIED_HOSTS = {"ip4": "/ip4/0.0.0.0/", "ip6": "/ip6/::/"}
+"""family → the prefix of its unspecified ("every interface of this machine") multiaddrs"""
+
+
+def unspecified_family(addr: str) -> str | None:
+    """``"ip4"`` or ``"ip6"`` when ``addr``'s host is 0.0.0.0 or ::, else None."""
+    return next((f for f, prefix in UNSPECIFIED_HOSTS.items() if addr.startswith(prefix)), None)
+
+
+def with_host(addr: str, host: str) -> str:
+    """``addr`` (whose host is unspecified) with ``host`` in its place."""
+    family = unspecified_family(addr)
+    assert family is not None, addr
+    return f"/{family}/{host}/{addr[len(UNSPECIFIED_HOSTS[family]):]}"
 
 
 def check_multiaddr(addr: str, key: str) -> str:
@@ -189,7 +202,7 @@ def check_multiaddr(addr: str, key: str) -> str:
     if len(protocols) < 2 or protocols[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or protocols[1] != "tcp":
         raise ConfigError(f"{key}: {addr!r} must be an IP or DNS address with a TCP port, like "
                           "/ip4/10.0.0.5/tcp/7001")
-    if key != "listen" and addr.startswith(_UNSPECIFIED_HOSTS):
+    if key != "listen" and unspecified_family(addr) is not None:
         raise ConfigError(f"{key}: {addr!r} names no host (0.0.0.0 or :: means 'every interface' "
                           "only when listening); give the address other machines reach it at")
     if key == "bootstrap" and protocols[-1] != "p2p":

@@ -377,7 +377,6 @@ def _write_node_dir(root: Path, text: str, *, genesis_src: Path, key: PrivateKey
     import os
     import shutil
 
-    from p2pmkt.config import load_config
     from p2pmkt.crypto import save_key
 
     created: list[Path] = []
@@ -401,8 +400,7 @@ def _write_node_dir(root: Path, text: str, *, genesis_src: Path, key: PrivateKey
             copy(rules_src, root / rules_name)
         if not (root / CONFIG_NAME).exists():
             created.append(root / CONFIG_NAME)
-        (root / CONFIG_NAME).write_text(text)
-        load_config(root / CONFIG_NAME)  # the file as `node run` will read it
+        (root / CONFIG_NAME).write_text(text)  # checked by _validate_config before
     except BaseException as exc:
         for path in created:
             path.unlink(missing_ok=True)
@@ -416,13 +414,14 @@ def _write_node_dir(root: Path, text: str, *, genesis_src: Path, key: PrivateKey
 def _print_dial_addresses(addrs: list[str], peer_id: str, *, announced: bool) -> None:
     """The full multiaddrs other operators pass to ``--bootstrap``. Unspecified listen hosts
     (0.0.0.0, ::) are shown as a placeholder: only the operator knows the reachable address."""
+    from p2pmkt.config import unspecified_family, with_host
+
     print("Other operators bootstrap from (--bootstrap):")
     placeholder = False
     for addr in addrs:
-        for proto, unspecified in (("ip4", "/ip4/0.0.0.0/"), ("ip6", "/ip6/::/")):
-            if addr.startswith(unspecified):
-                addr = f"/{proto}/{PLACEHOLDER_HOST}/{addr[len(unspecified):]}"
-                placeholder = True
+        if unspecified_family(addr) is not None:
+            addr = with_host(addr, PLACEHOLDER_HOST)
+            placeholder = True
         print(f"  {addr}/p2p/{peer_id}")
     if placeholder:
         print(f"Replace {PLACEHOLDER_HOST} with the address other machines reach this one at "

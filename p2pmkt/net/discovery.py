@@ -44,6 +44,7 @@ import trio
 from libp2p.discovery.events.peerDiscovery import peerDiscovery
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
+from p2pmkt.config import unspecified_family, with_host
 from p2pmkt.errors import DecodeError, P2pmktError
 from p2pmkt.net._trio import TaskStatus
 from p2pmkt.net.errors import NetworkError
@@ -81,10 +82,6 @@ def _strip_p2p(addr: str) -> str:
     return addr.split("/p2p/")[0]
 
 
-_UNSPECIFIED = {"ip4": "/ip4/0.0.0.0/", "ip6": "/ip6/::/"}
-"""family → the prefix of its unspecified ("every interface") multiaddrs"""
-
-
 def resolve_addrs(addrs: list[str], observed_ip: str | None) -> list[str]:
     """A peer's advertised addresses as another machine can dial them (pure).
 
@@ -95,18 +92,12 @@ def resolve_addrs(addrs: list[str], observed_ip: str | None) -> list[str]:
     observed_family = None if observed_ip is None else "ip6" if ":" in observed_ip else "ip4"
     out: list[str] = []
     for addr in addrs:
-        for family, prefix in _UNSPECIFIED.items():
-            if addr.startswith(prefix):
-                addr = f"/{family}/{observed_ip}/{addr[len(prefix):]}" if family == observed_family else ""
-                break
+        family = unspecified_family(addr)
+        if family is not None:
+            addr = with_host(addr, observed_ip) if family == observed_family and observed_ip else ""
         if addr and addr not in out:
             out.append(addr)
     return out
-
-
-def is_unspecified(addr: str) -> bool:
-    """True for a multiaddr whose host is 0.0.0.0 or :: (see :func:`resolve_addrs`)."""
-    return addr.startswith(tuple(_UNSPECIFIED.values()))
 
 
 class Discovery:

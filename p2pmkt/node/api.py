@@ -23,6 +23,7 @@ import trio
 from p2pmkt import __version__
 from p2pmkt.chain.block import stored_block_hash
 from p2pmkt.chain.tx import SignedTransaction
+from p2pmkt.crypto.keys import parse_address
 from p2pmkt.errors import Busy
 from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
 from p2pmkt.market.model import MarketingInfo, Report
@@ -122,6 +123,7 @@ class ChainApi:
         self.hub = hub
         self.peer_id = peer_id
         self.address = address
+        self._address_bytes = None if address is None else bytes(parse_address(address))
         self.network = network
         self.on_submit = on_submit
 
@@ -137,12 +139,11 @@ class ChainApi:
         """The node key's roles in committed state: membership changes by transaction, so a
         node added or granted a role after genesis has it here from that block on."""
         from p2pmkt.chain.roles import member_of
-        from p2pmkt.crypto import parse_address
 
-        if self.address is None:
+        if self._address_bytes is None:
             return ()
         with self.chain.store.snapshot() as snap:
-            member = member_of(snap, bytes(parse_address(self.address)))
+            member = member_of(snap, self._address_bytes)
         return member.roles if member is not None else ()
 
     async def head(self) -> Head:
