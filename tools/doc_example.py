@@ -1,10 +1,12 @@
-"""Print the worked example of docs/PROTOCOL.md §7 ("Worked example (real bytes)") from the code.
+"""Print the generated parts of docs/PROTOCOL.md from the code.
 
-The example is computed, not typed: ``tests/rpc/test_docs.py`` checks that the document holds
+* §7 "Worked example (real bytes)": ``.venv/bin/python tools/doc_example.py``
+* §10 "Dev chain accounts" (the table): ``.venv/bin/python tools/doc_example.py dev-accounts``
+
+They are computed, not typed: ``tests/rpc/test_docs.py`` checks that the document holds
 exactly this text, so the bytes a client developer copies are the bytes the node accepts
-(the transaction passes every stateless check a node makes).
-
-Run: ``.venv/bin/python tools/doc_example.py`` and paste its output into §7.
+(the transaction passes every stateless check a node makes) and the dev addresses are those of
+``p2pmkt.chain.dev``. Paste the output in place of the old text.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from p2pmkt.chain.dev import DEV_ACCOUNTS, dev_key
 from p2pmkt.chain.tx import SignedTransaction, make_tx
 from p2pmkt.crypto.keys import PrivateKey, address_hex
+from p2pmkt.crypto.peerid import peer_id_of
 from p2pmkt.crypto.signing import signing_digest
 from p2pmkt.rpc.protocol import Request, encode_request, encode_result
 from p2pmkt.wire.cbor import encode
@@ -120,5 +124,25 @@ one-byte length):
 """
 
 
+def dev_accounts_markdown() -> str:
+    """The table of the ``p2pmkt dev`` chain's accounts (:data:`p2pmkt.chain.dev.DEV_ACCOUNTS`)."""
+    rows = ["| name | roles | address |", "|---|---|---|"]
+    for name, roles in DEV_ACCOUNTS:
+        shown = ", ".join(f"`{r}`" for r in roles)
+        if name == "validator":
+            shown += " (the only validator; the node's own key)"
+        rows.append(f"| `{name}` | {shown} | `{address_hex(dev_key(name).address)}` |")
+    peer = peer_id_of(dev_key("validator").public_key.compressed)
+    return "\n".join(rows) + f"""
+
+The dev node's libp2p identity is the `validator` key, so its peer id is always
+`{peer}`; with the default `--listen` its
+address is `/ip4/127.0.0.1/tcp/7100/p2p/{peer}`.
+"""
+
+
 if __name__ == "__main__":
-    print(example_markdown(), end="")
+    if sys.argv[1:] == ["dev-accounts"]:
+        print(dev_accounts_markdown(), end="")
+    else:
+        print(example_markdown(), end="")
