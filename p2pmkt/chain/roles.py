@@ -37,7 +37,7 @@ from typing import Any
 
 from p2pmkt.chain.genesis import parse_role
 from p2pmkt.chain.state import StateReader, WriteBatch
-from p2pmkt.crypto.keys import address_of
+from p2pmkt.crypto.keys import address_of, is_public_key
 from p2pmkt.errors import InvalidTransaction, PermissionDenied
 from p2pmkt.types import Address
 from p2pmkt.wire.cbor import decode, encode
@@ -289,9 +289,12 @@ def parse_governance(kind: str, payload: dict[str, Any]) -> GovernanceOp:
         if not 0 < len(name) <= MAX_NAME:
             raise InvalidTransaction(f"{kind}: name must be 1-{MAX_NAME} chars", reason="bad_payload")
         pubkey = _field(payload, "pubkey", bytes, kind)
-        if len(pubkey) != 33 or pubkey[0] not in (2, 3):
+        # On the curve, not only the right shape: every node turns a member's key into its
+        # libp2p peer id, and a key that is no point could never sign anyway.
+        if not is_public_key(pubkey):
             raise InvalidTransaction(
-                f"{kind}: pubkey must be a 33-byte compressed secp256k1 key", reason="bad_payload"
+                f"{kind}: pubkey must be a 33-byte compressed secp256k1 key",
+                reason="bad_payload",
             )
         roles = _field(payload, "roles", list, kind)
         if len(roles) > MAX_ROLES:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from libp2p.crypto.secp256k1 import Secp256k1PublicKey
 from libp2p.peer.id import ID
 
-from p2pmkt.crypto.keys import address_hex, address_of
+from p2pmkt.crypto.keys import address_hex, address_of, is_public_key
 from p2pmkt.types import NodeId
 
 
@@ -39,7 +39,9 @@ class Members:
         self.update(pubkeys)
 
     def update(self, pubkeys: Iterable[bytes]) -> None:
-        by_node = {node_id_of(pk): peer_id_of(pk) for pk in pubkeys}
+        """Replace the set. A key that is no secp256k1 point has no peer id and is left out
+        (``member.add`` refuses such keys; a chain written by an older version may hold one)."""
+        by_node = {node_id_of(pk): peer_id_of(pk) for pk in pubkeys if is_public_key(pk)}
         self._by_node = by_node
         self._by_peer = {p: n for n, p in by_node.items()}
 

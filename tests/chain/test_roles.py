@@ -75,6 +75,9 @@ def test_only_platform_governs(chain: LocalChain, signer: str) -> None:
         ("role.grant", {"member": b"\x01" * 20}, "bad_payload", r"^role.grant payload must have exactly the fields \['member', 'role'\]"),
         ("role.revoke", {"member": b"\x01" * 20, "role": 7}, "bad_payload", r"^role.revoke: a role must be text$"),
         ("member.add", {"name": "x", "pubkey": b"\x05" * 33, "roles": []}, "bad_payload", r"^member.add: pubkey must be a 33-byte compressed secp256k1 key$"),
+        # right shape, but x = 0 is no point of secp256k1: every node's membership loop turned
+        # the added key into a peer id and crashed on it
+        ("member.add", {"name": "x", "pubkey": b"\x02" + bytes(32), "roles": []}, "bad_payload", r"^member.add: pubkey must be a 33-byte compressed secp256k1 key$"),
         ("member.add", {"name": "", "pubkey": b"\x02" * 33, "roles": []}, "bad_payload", r"^member.add: name must be 1-64 chars$"),
         ("validator.set", {"member": b"\x01" * 20, "status": "king"}, "bad_payload", r"^validator.set: status must be one of"),
     ],
