@@ -74,6 +74,11 @@ def register(sub: Any) -> None:
 
     testnet_cmd.register(sub, _cmd)
 
+    # --- demo ----------------------------------------------------------------------------
+    from p2pmkt.cli import demo_cmd
+
+    demo_cmd.register(sub, _cmd)
+
     # --- client-side commands ------------------------------------------------------------
     from p2pmkt.cli import client_cmds
 

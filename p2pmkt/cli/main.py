@@ -38,6 +38,7 @@ EXIT_BROKEN_PIPE = 141
 EPILOG = """\
 examples:
   p2pmkt dev --demo                  single-node dev chain with the demo workload
+  p2pmkt demo --offline              the demo's marketing loop without a chain, in a second
   p2pmkt testnet init -n 4           keys, genesis and configs for a 4-node testnet
   p2pmkt testnet up && p2pmkt testnet status
   p2pmkt genesis show genesis.json   check a network's genesis file and print its hash

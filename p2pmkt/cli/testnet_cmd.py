@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from p2pmkt.cli.demo_cmd import add_workload_options
 from p2pmkt.cli.testnet import DEFAULT_BASE_PORT, DEFAULT_DIR, DEFAULT_METRICS_PORT
 
 
@@ -31,6 +32,10 @@ def register(sub: Any, cmd: Any) -> None:
     up = with_dir(cmd(tsub, "up", "Start the nodes and wait until a leader is elected and all are connected.",
                       "p2pmkt testnet up --timeout 60"))
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (default: 60)")
+    up.add_argument("--demo", action="store_true",
+                    help="then run the demo workload with its live view (like `p2pmkt demo`); "
+                         "the nodes keep running when it stops")
+    add_workload_options(up)
     up.set_defaults(func=_up)
 
     st = with_dir(cmd(tsub, "status", "Show each node's address, roles, height and leadership.",
@@ -52,9 +57,7 @@ def register(sub: Any, cmd: Any) -> None:
     demo = with_dir(cmd(tsub, "demo", "Init (if needed), start a 4-node testnet, run the demo workload and show a live status view; Ctrl-C stops everything.",
                         "p2pmkt testnet demo -n 4"))
     demo.add_argument("-n", type=int, default=4, help="number of nodes when initialising (default: 4)")
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
-    demo.add_argument("--visits-per-second", type=int, default=2000, help="demo visit rate (default: 2000)")
-    demo.add_argument("--no-live", action="store_true", help="print status lines instead of the live view")
+    add_workload_options(demo)
     demo.set_defaults(func=_demo)
 
 
@@ -83,6 +86,10 @@ def _up(args: argparse.Namespace) -> int:
     from p2pmkt.cli.testnet import load_testnet, start_nodes
     from p2pmkt.cli.watch import wait_ready
 
+    if args.demo:
+        from p2pmkt.cli.watch import run_demo
+
+        return run_demo(args, init=False, stop=False)
     net = load_testnet(args.dir)
     started = start_nodes(net)
     print(f"started {', '.join(started) if started else 'nothing (all running)'}")

@@ -19,8 +19,15 @@ from typing import Any
 
 import trio
 
-from p2pmkt.cli.testnet import Testnet, load_testnet, running_pids, start_nodes, stop_nodes
-from p2pmkt.errors import P2pmktError
+from p2pmkt.cli.testnet import (
+    DEFAULT_DIR,
+    Testnet,
+    load_testnet,
+    running_pids,
+    start_nodes,
+    stop_nodes,
+)
+from p2pmkt.errors import ConfigError, P2pmktError
 from p2pmkt.node.signals import run_until_signal
 
 POLL = 0.25
@@ -329,26 +336,43 @@ async def run_demo_async(net: Testnet, args: argparse.Namespace, *, live: bool) 
         nursery.cancel_scope.cancel()
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """``p2pmkt testnet demo``: init if needed, up, demo workload, live view; Ctrl-C stops all."""
+def run_demo(args: argparse.Namespace, *, init: bool = True, start: bool = True, stop: bool = True) -> int:
+    """Run the demo workload against the testnet in ``args.dir`` until Ctrl-C or ``args.duration``.
+
+    ``p2pmkt testnet demo`` (``make run``) does it all: ``init`` a testnet if there is none,
+    ``start`` its nodes, and ``stop`` them at the end. ``p2pmkt testnet up --demo`` starts the
+    nodes and leaves them running; ``p2pmkt demo`` needs them running already.
+
+    Raises:
+        ConfigError: no testnet (``init`` false), or its nodes are not running (``start``
+            false); the message says which command to run.
+    """
     import sys
 
     from p2pmkt.cli.testnet import init_testnet
     from p2pmkt.cli.testnet_cmd import _demo_rules
 
-    if not (args.dir / "testnet.json").exists():
+    if init and not (args.dir / "testnet.json").exists():
         net = init_testnet(args.dir, args.n, rules=_demo_rules())
         print(f"initialised a {args.n}-node testnet in {args.dir}")
     else:
         net = load_testnet(args.dir)
+    dir_flag = "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
+    if not start:
+        down = [e.name for e in net.nodes if e.name not in running_pids(net)]
+        if down:
+            raise ConfigError(f"{', '.join(down)} of the testnet in {args.dir} not running: start it with "
+                              f"`p2pmkt testnet up{dir_flag}` (or run `p2pmkt testnet demo{dir_flag}`, "
+                              "which starts and stops it)")
     live = not args.no_live and sys.stdout.isatty()
     # SIGTERM (e.g. from a supervisor) stops the demo like Ctrl-C does: it is turned into a
     # SIGINT so that trio delivers the KeyboardInterrupt at a safe point (raising it from the
     # handler itself can tear trio's run loop apart: "guest run got abandoned").
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        started = start_nodes(net)
-        print(f"started {', '.join(started) or 'nothing (all running)'}; waiting for a leader…", flush=True)
+        if start:
+            started = start_nodes(net)
+            print(f"started {', '.join(started) or 'nothing (all running)'}; waiting for a leader…", flush=True)
 
         async def main() -> None:
             ready = await wait_ready_async(net, limit=90)
@@ -364,10 +388,13 @@ def run_demo(args: argparse.Namespace) -> int:
         if not isinstance(unwrap_group(exc), KeyboardInterrupt):
             raise
     finally:
-        stopped = stop_nodes(net)
-        print(f"stopped {', '.join(stopped) or 'nothing'}; state kept in {args.dir} "
-              f"(`p2pmkt testnet reset` wipes it)")
-        left = running_pids(net)
-        if left:
-            print(f"warning: still running: {left}")
+        if stop:
+            stopped = stop_nodes(net)
+            print(f"stopped {', '.join(stopped) or 'nothing'}; state kept in {args.dir} "
+                  f"(`p2pmkt testnet reset{dir_flag}` wipes it)")
+            left = running_pids(net)
+            if left:
+                print(f"warning: still running: {left}")
+        else:
+            print(f"demo workload stopped; the nodes keep running (`p2pmkt testnet down{dir_flag}` stops them)")
     return 0

@@ -145,3 +145,29 @@ def test_ctrl_c_of_the_demo_leaves_no_process(testnet_dir: Path) -> None:
     assert "stopped node1, node2, node3" in out
     assert "Traceback" not in out and "warning: still running" not in out, out
     assert node_processes(root) == {}
+
+
+def test_demo_needs_a_running_testnet_and_up_demo_leaves_it_running(testnet_dir: Path) -> None:
+    root = testnet_dir
+    done = run_cli("demo", "--dir", root, "--duration", 1, "--no-live")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"not running: start it with `p2pmkt testnet up --dir {root}`" in done.stderr
+    assert node_processes(root) == {}
+
+    # `testnet up --demo`: start, configure the demo merchant, stream visits; the nodes stay up.
+    done = run_cli("testnet", "up", "--demo", "--dir", root, "--duration", 6, "--no-live",
+                   "--visits-per-second", 200, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^ready: leader node\d", done.stdout, re.M), done.stdout
+    sent = [int(n) for n in re.findall(r"^height \d+ visits submitted (\d+) .* acme:", done.stdout, re.M)]
+    assert sent and sent[-1] > 0, done.stdout
+    assert f"the nodes keep running (`p2pmkt testnet down --dir {root}` stops them)" in done.stdout
+    assert len(node_processes(root)) == N
+
+    # `p2pmkt demo` on the running testnet: the merchant is configured already; visits go on.
+    done = run_cli("demo", "--dir", root, "--duration", 4, "--no-live", "--visits-per-second", 200, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = re.findall(r"^height (\d+) visits submitted (\d+) .* acme:.*/v(\d+)$", done.stdout, re.M)
+    assert lines and int(lines[-1][1]) > 0 and int(lines[-1][2]) >= 1, done.stdout
+    assert len(node_processes(root)) == N
+    assert run_cli("testnet", "down", "--dir", root).returncode == 0
