@@ -163,4 +163,11 @@ def format_cycle_stats(stats: CycleStats) -> str:
             f"wall time:  p50 {ms(stats.wall_p50)}  p99 {ms(stats.wall_p99)}  max {ms(stats.wall_max)}"
             f"  ({stats.wall_count} observed)"
         )
+    unseen = stats.count - stats.wall_count
+    if unseen:
+        # The observer keeps its apply times in memory: say so rather than drop the line.
+        lines.append(
+            f"wall time:  not observed for {unseen} update(s) whose blocks the node applied before it "
+            "last started (ask a node that has been up since, or wait for new updates)"
+        )
     return "\n".join(lines)

@@ -73,7 +73,10 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     up.add_argument("--cause", default="", help="report id that caused the update, e.g. acme/conversion/3")
     target(up)
     up.set_defaults(func=_market_update)
-    cy = cmd(msub, "cycle", "Update-cycle figures: from the visit that made a report due to the update it caused.",
+    cy = cmd(msub, "cycle", "Update-cycle figures: from the visit that made a report due to the update it caused. "
+             "The chain evaluates reporting conditions at the end of every block, so that visit is in the "
+             "report's own block; block time comes from the chain, wall time from the asked node's clock "
+             "when it applied the two blocks (known for blocks applied since it last started).",
              "p2pmkt market cycle acme --node node1")
     cy.add_argument("merchant", nargs="+", help="merchant ids")
     cy.add_argument("--limit", type=int, default=500, help="updates to look at per merchant (default: 500)")

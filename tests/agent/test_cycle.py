@@ -41,3 +41,14 @@ def test_empty_and_backwards_records() -> None:
     bad = CycleRecord("acme", 5, 0, 4, 0, 6, 0)
     with pytest.raises(LocalError, match=r"heights must not decrease \(5, 4, 6\)"):
         cycle_stats([bad])
+
+
+def test_updates_the_observer_did_not_see_applied_are_counted_not_dropped() -> None:
+    # A node restarted since: it knows no apply time for the older blocks.
+    seen = [record(i, 400, wall=0.5) for i in range(3)]
+    unseen = [record(i, 400, wall=None) for i in range(3, 5)]
+    text = format_cycle_stats(cycle_stats(seen + unseen))
+    assert "(3 observed)" in text
+    assert "wall time:  not observed for 2 update(s) whose blocks the node applied before it last started" in text
+    text = format_cycle_stats(cycle_stats(unseen))
+    assert "observed)" not in text and "not observed for 2 update(s)" in text
