@@ -84,6 +84,11 @@ def register(sub: Any) -> None:
 
     client_cmds.register(sub, _cmd, _target)
 
+    # --- indicators (merchant-ops) -------------------------------------------------------
+    from p2pmkt.cli import indicator_cmd
+
+    indicator_cmd.register(sub, _cmd, _target)
+
     # --- contracts SDK -------------------------------------------------------------------
     try:
         from p2pmkt.cli import contract

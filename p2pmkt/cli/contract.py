@@ -76,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
         epilog="examples:\n  p2pmkt contract deploy build/big_orders.wasm --key ops.key --connect /ip4/127.0.0.1/tcp/7100/p2p/16Uiu2…\n"
                "  p2pmkt contract deploy build/big_orders.wasm --key ops.key --chain p2pmkt-dev --nonce 3 --out deploy.tx   (offline)",
     )
-    deploy.add_argument("wasm", type=Path)
+    deploy.add_argument("wasm", type=Path, help="the .wasm file, or builtin:NAME for a built-in indicator (e.g. builtin:conversion_rate)")
     deploy.add_argument("--key", type=Path, required=True, help="merchant-ops key file")
     deploy.add_argument("--connect", metavar="MULTIADDR", help="submit to this node and wait for the block (chain id and nonce are asked of it)")
     deploy.add_argument("--chain", help="chain id (offline signing; asked of the node with --connect)")
@@ -225,8 +225,16 @@ def _deploy(args: argparse.Namespace) -> int:
     from p2pmkt.crypto.keyfile import load_key
     from p2pmkt.errors import ConfigError
 
-    code = args.wasm.read_bytes()
-    _check(args.wasm)
+    if str(args.wasm).startswith("builtin:"):  # a built-in indicator's committed module
+        from p2pmkt.contracts.builtin import builtin_code
+
+        try:
+            code = builtin_code(str(args.wasm).removeprefix("builtin:"))
+        except KeyError as exc:
+            raise ConfigError(exc.args[0]) from exc
+    else:
+        code = args.wasm.read_bytes()
+        _check(args.wasm)
     key = load_key(args.key)
     code_hash = hashlib.sha256(code).hexdigest()
     chain, nonce = args.chain, args.nonce
