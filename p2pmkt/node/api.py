@@ -26,8 +26,8 @@ from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import parse_address
 from p2pmkt.errors import Busy
 from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
-from p2pmkt.market.model import MarketingInfo, Report
-from p2pmkt.market.store import get_marketing, merchant_prefix
+from p2pmkt.market.model import MarketingInfo, Report, parse_report_id
+from p2pmkt.market.store import get_marketing, get_report, merchant_prefix
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.rpc.server import BlockRecord, Head, NodeEvent, NodeInfo, TxStatus
 from p2pmkt.wire.cbor import decode
@@ -211,7 +211,7 @@ class ChainApi:
     async def market_info(self, merchant: str) -> dict[str, Any] | None:
         with self.chain.store.snapshot() as snap:
             info = get_marketing(snap, merchant)
-        return None if info is None else info.to_wire()
+            return None if info is None else _info_answer(snap, info)
 
     async def market_history(self, merchant: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
         prefix = merchant_prefix(merchant)
@@ -219,9 +219,9 @@ class ChainApi:
         items: list[dict[str, Any]] = []
         with self.chain.store.snapshot() as snap:
             rows = list(snap.scan("market_hist", prefix, end))
-        for _key, raw in reversed(rows[-limit:] if limit else rows):
-            info = MarketingInfo.from_wire(decode(raw))
-            items.append({"seq": info.version, **info.to_wire()})
+            for _key, raw in reversed(rows[-limit:] if limit else rows):
+                info = MarketingInfo.from_wire(decode(raw))
+                items.append({"seq": info.version, **_info_answer(snap, info)})
         return items
 
     async def market_reports(self, merchant: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
@@ -251,3 +251,15 @@ class ChainApi:
 
 def _prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1]) if prefix and prefix[-1] < 255 else prefix + b"\xff" * 9
+
+
+def _info_answer(snap: Any, info: MarketingInfo) -> dict[str, Any]:
+    """A marketing version as ``market.info``/``market.history`` answer it: the stored map
+    plus ``cause_height``, the height of the block holding the cause report (null for a
+    manual update). Conditions are evaluated at the end of every block, so that block also
+    holds the visit that made the report due: the start of the update cycle."""
+    cause_height = None
+    if info.cause:
+        report = get_report(snap, *parse_report_id(info.cause))
+        cause_height = None if report is None else report.height
+    return {**info.to_wire(), "cause_height": cause_height}

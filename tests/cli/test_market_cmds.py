@@ -47,6 +47,11 @@ def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_pat
         history = json.loads(run_cli("market", "history", "acme", *at).stdout)
         automatic = [v for v in history if v["cause"]]
         assert automatic and all(re.fullmatch(r"acme/conversion/\d+", v["cause"]) for v in automatic)
+        # Each names the block of its cause report (and so of the visit that made it due).
+        reports = {f"acme/{r['indicator']}/{r['n']}": r for r in
+                   json.loads(run_cli("market", "reports", "acme", "--limit", 500, *at).stdout)}
+        for v in automatic:
+            assert v["cause_height"] == reports[v["cause"]]["height"] <= v["height"], v
 
         done = run_cli("market", "update", "acme", "--campaigns", campaigns, *at, "--key", tech)
         assert done.returncode == 0, done.stderr
