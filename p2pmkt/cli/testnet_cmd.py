@@ -54,9 +54,11 @@ def register(sub: Any, cmd: Any) -> None:
     reset = with_dir(cmd(tsub, "reset", "Stop the nodes and delete the testnet directory.", "p2pmkt testnet reset"))
     reset.set_defaults(func=_reset)
 
-    demo = with_dir(cmd(tsub, "demo", "Init (if needed), start a 4-node testnet, run the demo workload and show a live status view; Ctrl-C stops everything.",
-                        "p2pmkt testnet demo -n 4"))
-    demo.add_argument("-n", type=int, default=4, help="number of nodes when initialising (default: 4)")
+    demo = with_dir(cmd(tsub, "demo", "Init (if needed), start a 5-node testnet, run the demo workload and show a live status view; Ctrl-C stops everything.",
+                        "p2pmkt testnet demo -n 5"))
+    demo.add_argument("-n", type=int, default=5,
+                      help="number of nodes when initialising (default: 5: the platform, the three demo "
+                           "merchants and a terminal)")
     add_workload_options(demo)
     demo.set_defaults(func=_demo)
 
