@@ -243,11 +243,18 @@ async def _poll_loop(net: Testnet, st: LiveState, merchants: list[str], targets:
                     vals = dict(tuple(v) for v in r["values"])
                     if r["ok"] and vals:
                         name, v = next(iter(vals.items()))
-                        row.update(indicator=f"{r['indicator']}#{r['n']}", value=f"{name} {v / 10 ** r['scale']:.2%}",
+                        row.update(indicator=f"{r['indicator']}#{r['n']}", value=f"{name} {_percent(v, r['scale'], r['missed'])}",
                                    status="MISSED" if r["missed"] else "on target")
                     else:
                         row.update(indicator=f"{r['indicator']}#{r['n']}", value=r["error"], status="failed")
             await trio.sleep(0.5)  # refresh period of the view
+
+
+def _percent(value: int, scale: int, missed: bool) -> str:
+    """A fixed-point share as a percentage with two decimals, or three when two would round a
+    missed value onto a round target (1.998 % is not "2.00 % MISSED")."""
+    text = f"{value / 10 ** scale:.2%}"
+    return f"{value / 10 ** scale:.3%}" if missed and text.endswith("0%") else text
 
 
 async def _watch_node(name: str, addr: str, st: LiveState) -> None:

@@ -29,3 +29,11 @@ def test_offline_demo_from_the_command_line_is_reproducible() -> None:
     assert "  window 0: " in text.stdout and "MISSED" in text.stdout and "rules fired: " in text.stdout
     bad = run_cli("demo", "--offline", "--rounds", 0)
     assert bad.returncode == 2 and bad.stderr == "error: --rounds must be at least 1\n"
+
+
+def test_live_view_does_not_round_a_miss_onto_the_target() -> None:
+    from p2pmkt.cli.watch import _percent
+
+    assert _percent(19_983, 6, missed=True) == "1.998%"  # target 2.00 %: "2.00% MISSED" read wrong
+    assert _percent(19_983, 6, missed=False) == "2.00%"
+    assert _percent(18_900, 6, missed=True) == "1.89%"
