@@ -33,8 +33,9 @@ A rule *fires* when its actions changed something. :func:`decide` returns a
 :class:`ProposedUpdate` with the new campaigns, the rules that fired and a human-readable
 list of changes, or None when nothing changed (no rule applied, all cooling down, or every
 value already at its bound). The caller submits the update as a signed transaction whose
-cause is the report id, then records ``block_time`` for each fired rule
-(:func:`note_fired`).
+cause is the report id. The cooldown record (which rule last fired when) is the caller's
+input: the node's agent rebuilds it from the chain (:mod:`p2pmkt.agent.cooldown`), so that
+it survives restarts; the chain-less demo loop stamps it with :func:`note_fired`.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def decide(
     fired: list[str] = []
     changes: list[str] = []
     for rule in ruleset.for_indicator(report.indicator):
-        if not _applies(rule, report):
+        if not applies(rule, report):
             continue
         last = last_action_time_by_rule.get(rule.name)
         if last is not None and block_time - last < rule.cooldown_ms:
@@ -201,7 +202,8 @@ def select_value(rule: Rule, report: ReportView) -> tuple[str, int] | None:
     return None
 
 
-def _applies(rule: Rule, report: ReportView) -> bool:
+def applies(rule: Rule, report: ReportView) -> bool:
+    """Whether ``rule``'s condition holds for ``report`` (step 2; cooldowns not considered)."""
     kind = rule.condition.kind
     if kind == "missed":
         return report.missed

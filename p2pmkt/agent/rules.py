@@ -43,10 +43,19 @@ remove_channel     channel                                 -
 
 Loading is strict because a rule that silently does nothing is worse than no rule: unknown
 keys, unknown verbs, wrong types (a bool is not a number), negative or out-of-range
-percentages, ``min_* > max_*``, unknown channels or match types, duplicate rule names, and
-(when the caller passes a catalog) unknown indicators or value names are all refused with a
-:class:`RulesError` that names the file and **the line at fault**. Positions come from
-:mod:`p2pmkt.agent._toml_lines`, because tomllib keeps none.
+percentages, ``min_* > max_*``, unknown channels or match types, duplicate rule names,
+indicator names the chain would never accept, and (when the caller passes a catalog)
+unknown indicators or value names are all refused with a :class:`RulesError` that names the
+file and **the line at fault**. Positions come from :mod:`p2pmkt.agent._toml_lines`, because
+tomllib keeps none.
+
+Which indicators exist is chain state (merchant-ops configure them, by name, at any time), so
+the node cannot refuse a well-formed name at load without refusing rules written ahead of
+their indicator. Two helpers cover what comes after loading: :func:`unconfigured` lists the
+rules whose indicator the chain does not configure for the merchant (the node logs each with
+its file and line, and counts them), and :func:`choose_merchant` decides which merchant a
+node's agent acts for, given the merchant-tech roles of the node's key (one agent, one
+merchant; see docs/RULES.md).
 
 Numbers are kept exact: thresholds and percentages become :class:`fractions.Fraction` (a
 TOML float such as ``0.02`` is read through its shortest decimal repr, so it means exactly
@@ -66,7 +75,7 @@ from typing import Any
 
 from p2pmkt.agent._toml_lines import Block, Layout, scan
 from p2pmkt.errors import ConfigError
-from p2pmkt.market.model import CHANNELS, MATCH_TYPES, Keyword
+from p2pmkt.market.model import CHANNELS, INDICATOR_NAME_MAX, MATCH_TYPES, Keyword, _name_ok
 
 FORMAT_VERSION = 1
 WHEN = ("missed", "met", "below_target", "above_target")
@@ -184,6 +193,7 @@ class Rule:
         cooldown_ms: block-time milliseconds before it may fire again.
         actions: applied in order.
         line: line of its ``[[rule]]`` header (for messages).
+        indicator_line: line of its ``indicator`` key (0: unknown, use ``line``).
     """
 
     name: str
@@ -194,19 +204,77 @@ class Rule:
     cooldown_ms: int
     actions: tuple[Action, ...]
     line: int
+    indicator_line: int = 0
+
+    @property
+    def where(self) -> int:
+        """The line to blame for the rule's indicator."""
+        return self.indicator_line or self.line
 
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """A whole rules file, validated. ``merchant`` is None when the file names none."""
+    """A whole rules file, validated.
+
+    Attributes:
+        rules: in file order.
+        merchant: the file's ``merchant`` (or the one the loader was given); None when
+            neither names one.
+        version: the format version.
+        origin: where it came from, for messages: the file name, or ``"rules"`` for text.
+        merchant_line: line of the file's ``merchant`` key (1 when it has none).
+    """
 
     rules: tuple[Rule, ...]
     merchant: str | None = None
     version: int = FORMAT_VERSION
+    origin: str = "rules"
+    merchant_line: int = 1
 
     def for_indicator(self, indicator: str) -> tuple[Rule, ...]:
         """Rules watching ``indicator``, in file order."""
         return tuple(r for r in self.rules if r.indicator == indicator)
+
+    @property
+    def max_cooldown_ms(self) -> int:
+        """The longest cooldown of any rule (0 when none has one)."""
+        return max((r.cooldown_ms for r in self.rules), default=0)
+
+
+def choose_merchant(ruleset: RuleSet, scopes: Collection[str]) -> str | None:
+    """The merchant a node's agent acts for: one agent, one merchant.
+
+    Args:
+        ruleset: the node's rules.
+        scopes: the merchants the node's key is merchant-tech for (in committed state, or in
+            genesis before there is a chain).
+
+    Returns:
+        The file's ``merchant`` when the key holds merchant-tech for it; else, for a file
+        that names none, the key's only merchant-tech merchant; else None: the agent waits
+        (a platform key may grant the role later).
+
+    Raises:
+        RulesError: the file names no merchant and the key is merchant-tech for several
+            (line 1: the fix is a ``merchant = "..."`` line at the top).
+    """
+    have = sorted(set(scopes))
+    if ruleset.merchant is not None:
+        return ruleset.merchant if ruleset.merchant in have else None
+    if len(have) > 1:
+        raise RulesError(
+            ruleset.origin, 1,
+            f"this node's key is merchant-tech for {', '.join(map(repr, have))}: name the merchant "
+            f"these rules are for (merchant = {have[0]!r}) at the top of the file; a node's agent "
+            "acts for one merchant",
+        )
+    return have[0] if have else None
+
+
+def unconfigured(ruleset: RuleSet, configured: Collection[str]) -> tuple[Rule, ...]:
+    """Rules whose indicator is not among ``configured`` (the merchant's indicators on
+    chain): such a rule can never fire until merchant-ops configure that indicator."""
+    return tuple(r for r in ruleset.rules if r.indicator not in configured)
 
 
 # --- Loading -------------------------------------------------------------------------------
@@ -298,7 +366,8 @@ class _Loader:
                                 f"rule name {rule.name!r} is already used on line {seen[rule.name]}")
             seen[rule.name] = rule.line
             rules.append(rule)
-        return RuleSet(tuple(rules), file_merchant or merchant, version)
+        return RuleSet(tuple(rules), file_merchant or merchant, version, self.origin,
+                       top.key("merchant") if file_merchant is not None else 1)
 
     def rule(self, index: int, table: dict[str, Any]) -> Rule:
         block = self.layout.rule(index)
@@ -311,6 +380,10 @@ class _Loader:
         indicator = table.get("indicator")
         if type(indicator) is not str or not indicator:
             raise self.fail(block.key("indicator"), f"rule {name!r} needs indicator = \"<name>\"")
+        if not _name_ok(indicator):
+            raise self.fail(block.key("indicator"),
+                            f"indicator {indicator!r:.80} can never be configured: indicator names are "
+                            f"1-{INDICATOR_NAME_MAX} chars of a-z 0-9 _ . -, starting with a letter or digit")
         value = table.get("value")
         if value is not None and (type(value) is not str or not value):
             raise self.fail(block.key("value"), "value must be the name of a report value")
@@ -327,7 +400,8 @@ class _Loader:
         if not isinstance(actions, list) or not actions:
             raise self.fail(block.key("actions"), f"rule {name!r} needs actions = [ {{...}}, ... ]")
         parsed = tuple(self.action(block, j, a) for j, a in enumerate(actions))
-        return Rule(name, indicator, value, condition, tuple(campaigns), cooldown, parsed, block.line)
+        return Rule(name, indicator, value, condition, tuple(campaigns), cooldown, parsed, block.line,
+                    block.key("indicator"))
 
     def check_catalog(self, block: Block, indicator: str, value: str | None) -> None:
         if self.catalog is None:

@@ -322,21 +322,31 @@ def _member_of(genesis: Genesis, key: PrivateKey) -> Member | None:
 
 
 def _check_rules(rules: Path | None, member: Member | None) -> str | None:
-    """Validate ``--rules`` the way the node's agent will load it; returns the name it gets
-    in DIR (its own file name).
+    """Validate ``--rules`` the way ``node run`` will load it; returns the name it gets in DIR
+    (its own file name).
+
+    Which indicators exist is chain state, so a well-formed indicator name is not refused
+    here: the running node's agent logs each rule whose indicator its merchant has not
+    configured, with its file and line (docs/RULES.md).
 
     Raises:
-        ConfigError: unreadable or invalid rules (RulesError names the line), or a file
-            name that a node directory uses for something else.
+        ConfigError: unreadable or invalid rules (RulesError names the file and line: also
+            a file that names no merchant for a key that is merchant-tech for several, or
+            one for a merchant the key is not merchant-tech for while it is for others), or
+            a file name that a node directory uses for something else.
     """
     if rules is None:
         return None
-    from p2pmkt.agent import load_rules
+    from p2pmkt.agent import RulesError, choose_merchant, load_rules
     from p2pmkt.chain.genesis import parse_role
 
     scopes = [s for r, s in map(parse_role, member.roles if member else ()) if r == "merchant-tech"]
-    # The agent runs for the key's first merchant-tech scope (node.node._run_agent).
-    load_rules(rules, merchant=scopes[0] if scopes else None)
+    ruleset = load_rules(rules)
+    choose_merchant(ruleset, scopes)  # one agent, one merchant (node.node._run_agent)
+    if ruleset.merchant is not None and scopes and ruleset.merchant not in scopes:
+        raise RulesError(ruleset.origin, ruleset.merchant_line,
+                         f"file is for merchant {ruleset.merchant!r}, but this key is merchant-tech "
+                         f"for {', '.join(map(repr, scopes))} in this genesis")
     if rules.name in (CONFIG_NAME, KEY_NAME, GENESIS_NAME):
         raise ConfigError(f"--rules: rename {rules} (a node directory keeps its own {rules.name})")
     if not scopes:

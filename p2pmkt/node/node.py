@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from p2pmkt.agent import RulesError, RuleSet, choose_merchant, load_rules
 from p2pmkt.chain.block import signed_header
 from p2pmkt.chain.genesis import load_genesis, parse_role
 from p2pmkt.chain.tx import SignedTransaction
@@ -108,6 +109,9 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     key = load_key(config.key_file)
     genesis = load_genesis(config.genesis)
     address = address_hex(key.address)
+    # The agent's rules are read and checked before anything runs: a mistake stops the node
+    # here, naming the file and line, not after it has started serving.
+    rules = load_rules(config.agent.rules) if config.agent.rules is not None else None
     metrics = NodeMetrics(config.name)
     if config.metrics:
         port = metrics.serve(config.metrics)
@@ -181,6 +185,10 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
 
     unwatch_gc = metrics.watch_gc()
     try:
+        if rules is not None:
+            # Which merchant the agent acts for, by the key's roles so far (refuses a file
+            # that names none when the key is merchant-tech for several).
+            choose_merchant(rules, _tech_scopes(chain, key.address))
         async with (
             # tx_cache: each transaction is decoded once, for gossip, RPC and Raft blocks alike.
             open_net(key, net_config, members=members, tx_cache=chain.tx_cache,
@@ -248,8 +256,8 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_reconcile_membership, driver, chain, members, voters)
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
                                    config.raft.tick_ms / 1000)
-                if config.agent.rules is not None:
-                    nursery.start_soon(_run_agent, config, chain, api, key, reports_recv)
+                if rules is not None:
+                    nursery.start_soon(_run_agent, config, chain, api, key, reports_recv, rules)
                 log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
                             addrs=",".join(net.addrs()),
                             advertised=",".join(net.discovery.own_addrs()), height=chain.head().height,
@@ -581,30 +589,56 @@ AGENT_ROLE_POLL = 1.0
 """Seconds between looks at committed state while the agent waits for its merchant-tech role."""
 
 
+def _tech_scopes(chain: ChainService, address: bytes) -> list[str]:
+    """Merchants the key at ``address`` is merchant-tech for, in committed state."""
+    from p2pmkt.chain.roles import member_of
+
+    with chain.store.snapshot() as snap:
+        member = member_of(snap, address)
+    roles = member.roles if member is not None else ()
+    return [s for r, s in map(parse_role, roles) if r == "merchant-tech"]
+
+
 async def _run_agent(config: NodeConfig, chain: ChainService, api: ChainApi, key: PrivateKey,
-                     reports: trio.MemoryReceiveChannel[Report]) -> None:
-    """Run the mapping-rules agent once the node's key holds a merchant-tech role in committed
-    state: at start, or when a platform key grants one later (``member add``/``grant``: a
-    role is chain state, not the genesis file's). Reports committed while it waits are not
-    its to act on, and are drained so that the channel does not fill."""
+                     reports: trio.MemoryReceiveChannel[Report], rules: RuleSet) -> None:
+    """Run the mapping-rules agent once the node's key holds merchant-tech for the rules'
+    merchant in committed state (:func:`p2pmkt.agent.choose_merchant`): at start, or when a
+    platform key grants the role later (``member add``/``grant``: a role is chain state, not
+    the genesis file's). One agent, for one merchant. Reports committed while it waits are
+    not its to act on, and are drained so that the channel does not fill."""
+    from prometheus_client import Gauge
+
     from p2pmkt.node.workload import LocalSubmitter, MerchantAgent, run_agent
 
-    logged = False
-    while not (merchants := [s for r, s in map(parse_role, api.roles()) if r == "merchant-tech"]):
-        if not logged:
-            log.warning(kv("agent_waiting", why="the node's key holds no merchant-tech role yet; "
-                           "the agent starts when one is granted"))
-            logged = True
+    said = ""
+    while True:
+        scopes = [s for r, s in map(parse_role, api.roles()) if r == "merchant-tech"]
+        try:
+            merchant = choose_merchant(rules, scopes)
+            why = ("the node's key holds no merchant-tech role yet" if not scopes else
+                   f"the node's key is merchant-tech for {','.join(scopes)}, not {rules.merchant} "
+                   "(the rules' merchant)")
+            why += "; the agent starts when the role is granted"
+        except RulesError as exc:  # roles granted while it waited made the file ambiguous
+            merchant, why = None, f"{exc}; then restart the node"
+        if merchant is not None:
+            break
+        if why != said:
+            log.warning(kv("agent_waiting", why=why))
+            said = why
         with trio.move_on_after(AGENT_ROLE_POLL):
             async for _ in reports:
                 pass
             await trio.sleep_forever()  # the channel closed: still wait out the interval
-    assert config.agent.rules is not None
-    agent = MerchantAgent.from_text(merchants[0], config.agent.rules.read_text())
-    log.info(kv("agent_started", merchant=merchants[0], rules=str(config.agent.rules)))
+    agent = MerchantAgent(merchant, rules)
+    log.info(kv("agent_started", merchant=merchant, rules=str(config.agent.rules)))
+    unconfigured = Gauge("p2pmkt_agent_rules_unconfigured",
+                         "Rules of the node's agent whose indicator its merchant has not configured "
+                         "on chain (each is logged as agent_rule_unconfigured with its file:line)",
+                         registry=chain.metrics.registry)
     # Through the node's RPC path, so the agent's updates are forwarded and gossiped too.
     submitter = LocalSubmitter(chain, send=lambda stx: api.submit_tx(stx.encode()))
-    await run_agent(agent, reports, submitter, key)
+    await run_agent(agent, reports, submitter, key, on_unconfigured=unconfigured.set)
 
 
 def run_node_main(config: NodeConfig) -> int:

@@ -13,8 +13,10 @@ merchant-tech nodes in separate processes) run the same loop of SPEC flows 1–4
   them in ``visit.pack`` transactions (packed: see p2pmkt.market.packed), backing off when
   the node says it is busy.
 * :class:`MerchantAgent` is the merchant-tech node's brain: for each committed report of its
-  merchant it calls the pure :func:`p2pmkt.agent.decide` and, when rules fire, submits a
-  signed ``market.update`` whose ``cause`` is the report. :func:`run_agent` feeds it.
+  merchant (met or missed: the rules decide) it calls the pure :func:`p2pmkt.agent.decide`
+  and, when rules fire, submits a signed ``market.update`` whose ``cause`` is the report. Its
+  cooldown record is replayed from the merchant's update history on chain, never kept only
+  in memory, so a restart changes no decision. :func:`run_agent` feeds it.
 
 How transactions reach the chain is a :class:`Submitter`: :class:`LocalSubmitter` calls a
 :class:`~p2pmkt.node.chain.ChainService` directly; the testnet uses one over the client.
@@ -22,6 +24,7 @@ How transactions reach the chain is a :class:`Submitter`: :class:`LocalSubmitter
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -30,7 +33,16 @@ from typing import Any, Protocol
 
 import trio
 
-from p2pmkt.agent import ReportView, RuleSet, decide, load_rules, note_fired
+from p2pmkt.agent import (
+    PastUpdate,
+    ProposedUpdate,
+    ReportView,
+    RuleSet,
+    decide,
+    load_rules,
+    replay_cooldowns,
+    unconfigured,
+)
 from p2pmkt.chain.tx import SignedTransaction, make_tx
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import Busy, InvalidTransaction, NonceError, P2pmktError
@@ -128,6 +140,38 @@ class LocalSubmitter:
         with self.chain.store.snapshot() as snap:
             ind = get_indicator(snap, merchant, name)
         return None if ind is None or not ind.active else ind.spec
+
+    async def indicators(self, merchant: str) -> tuple[str, ...]:
+        """See :class:`AgentChain`."""
+        from p2pmkt.market.store import IndicatorState, merchant_prefix
+
+        with self.chain.store.snapshot() as snap:
+            rows = list(snap.scan("indicators", merchant_prefix(merchant), merchant.encode() + b"\x01"))
+        states = [IndicatorState.from_bytes(raw) for _, raw in rows]
+        return tuple(sorted(s.spec.name for s in states if s.active))
+
+    async def history(self, merchant: str, after: int, upto: int) -> list[PastUpdate]:
+        """See :class:`AgentChain`. One snapshot; the cause report's target is the one its
+        indicator has now (stored reports do not keep it)."""
+        from p2pmkt.market.model import parse_report_id
+        from p2pmkt.market.store import get_indicator, get_marketing_version, get_report
+
+        out: list[PastUpdate] = []
+        with self.chain.store.snapshot() as snap:
+            before = get_marketing_version(snap, merchant, after) if after > 0 else None
+            for version in range(after + 1, upto + 1):
+                info = get_marketing_version(snap, merchant, version)
+                if info is None:
+                    break
+                if before is not None and info.cause:
+                    _, indicator, n = parse_report_id(info.cause)
+                    report = get_report(snap, merchant, indicator, n)
+                    ind = get_indicator(snap, merchant, indicator)
+                    if report is not None:
+                        view = report_view(report, None if ind is None else ind.spec)
+                        out.append(PastUpdate(before, info, view))
+                before = info
+        return out
 
 
 async def submit_retrying(
@@ -308,26 +352,63 @@ async def run_visit_stream(
                 nursery.start_soon(submit, sub, terminal, packs.clone())
 
 
+class AgentChain(Submitter, Protocol):
+    """A :class:`Submitter` that also reads what the agent needs of committed state."""
+
+    async def indicators(self, merchant: str) -> tuple[str, ...]:
+        """Names of the merchant's configured (active) indicators, sorted."""
+        ...
+
+    async def history(self, merchant: str, after: int, upto: int) -> list[PastUpdate]:
+        """The automatic updates (versions with a cause) among versions ``after+1 .. upto``
+        of the merchant's marketing information, oldest first."""
+        ...
+
+
+HISTORY_BATCH = 500
+"""Versions of the marketing history the agent reads per snapshot while it catches up."""
+
+
 @dataclass
 class MerchantAgent:
-    """The merchant-tech node's rules agent for one merchant (SPEC flow 4)."""
+    """The merchant-tech node's rules agent for one merchant (SPEC flow 4).
+
+    Its cooldown record is a function of the chain (:mod:`p2pmkt.agent.cooldown`):
+    :meth:`catch_up` folds in the automatic updates up to a version, so that an agent
+    restarted at any point makes the decisions one that never stopped would have made.
+
+    Attributes:
+        merchant: whose reports it acts on.
+        rules: the merchant's mapping rules.
+        cooldowns: block time (ms) each rule last fired, replayed from the chain.
+        seen_version: the marketing-information version folded into ``cooldowns``.
+        unconfigured: names of the rules whose indicator the chain does not configure for
+            the merchant, as last checked (:func:`check_indicators`).
+    """
 
     merchant: str
     rules: RuleSet
     cooldowns: dict[str, int] = field(default_factory=dict)
+    seen_version: int = 0
+    unconfigured: tuple[str, ...] = ()
 
     @classmethod
     def from_text(cls, merchant: str, text: str) -> MerchantAgent:
         return cls(merchant, load_rules(text, merchant=merchant))
 
-    def decide(self, report: Report, spec: IndicatorSpec | None, current: MarketingInfo) -> Any:
-        """The update to submit for ``report``, or None (pure but for the cooldown record)."""
+    def catch_up(self, history: Iterable[PastUpdate], upto: int) -> None:
+        """Fold ``history`` (the automatic updates after :attr:`seen_version` up to version
+        ``upto``, oldest first) into the cooldown record."""
+        self.cooldowns = replay_cooldowns(self.rules, history, self.cooldowns)
+        self.seen_version = max(self.seen_version, upto)
+
+    def decide(self, report: Report, spec: IndicatorSpec | None, current: MarketingInfo) -> ProposedUpdate | None:
+        """The update to submit for ``report`` under ``current``, or None. Pure: the cooldown
+        record is read, not written (the update, once committed, is folded in by
+        :meth:`catch_up` like any other)."""
         if report.merchant != self.merchant:
             return None
-        update = decide(self.rules, report_view(report, spec), current, self.cooldowns, report.time)
-        if update is not None:
-            self.cooldowns = note_fired(self.cooldowns, update, report.time)
-        return update
+        return decide(self.rules, report_view(report, spec), current, self.cooldowns, report.time)
 
 
 def report_view(report: Report, spec: IndicatorSpec | None) -> ReportView:
@@ -335,21 +416,74 @@ def report_view(report: Report, spec: IndicatorSpec | None) -> ReportView:
     return ReportView.from_report(report, spec.target if spec is not None else None)
 
 
+async def catch_up(agent: MerchantAgent, chain: AgentChain, version: int) -> None:
+    """Fold the merchant's history up to ``version`` into the agent's cooldown record,
+    :data:`HISTORY_BATCH` versions per read. Rules without a cooldown need no history."""
+    if agent.rules.max_cooldown_ms == 0:
+        agent.seen_version = max(agent.seen_version, version)
+        return
+    while agent.seen_version < version:
+        upto = min(agent.seen_version + HISTORY_BATCH, version)
+        agent.catch_up(await chain.history(agent.merchant, agent.seen_version, upto), upto)
+        await trio.lowlevel.checkpoint()
+
+
+async def check_indicators(
+    agent: MerchantAgent, chain: AgentChain, on_unconfigured: Callable[[int], Any] | None = None
+) -> None:
+    """Log, with its file and line, each rule whose indicator the chain does not configure for
+    the merchant (an error when it becomes so, a note when that is mended), and hand the
+    count to ``on_unconfigured`` (the node's gauge)."""
+    configured = await chain.indicators(agent.merchant)
+    dead = unconfigured(agent.rules, configured)
+    names = tuple(r.name for r in dead)
+    if on_unconfigured is not None:
+        on_unconfigured(len(names))
+    if names != agent.unconfigured:
+        for rule in dead:
+            if rule.name in agent.unconfigured:
+                continue
+            near = difflib.get_close_matches(rule.indicator, configured, n=1)
+            log.error(kv(
+                "agent_rule_unconfigured", where=f"{agent.rules.origin}:{rule.where}", rule=rule.name,
+                indicator=rule.indicator, merchant=agent.merchant,
+                configured=",".join(configured) or "none",
+                **({"did_you_mean": near[0]} if near else {}),
+            ))
+        for name in agent.unconfigured:
+            if name not in names:
+                log.info(kv("agent_rule_configured", rule=name, merchant=agent.merchant))
+        agent.unconfigured = names
+
+
 async def run_agent(
     agent: MerchantAgent,
     reports: trio.MemoryReceiveChannel[Report],
-    sub: Submitter,
+    sub: AgentChain,
     tech: PrivateKey,
     *,
-    on_update: Callable[[Any], Any] | None = None,
+    on_update: Callable[[ProposedUpdate], Any] | None = None,
+    on_unconfigured: Callable[[int], Any] | None = None,
 ) -> None:
-    """Act on each committed report of the agent's merchant, in order, until the channel closes."""
+    """Act on each committed report of the agent's merchant, in order, until the channel closes.
+
+    Every report of the merchant goes to the rules, whether it met its target or not: the
+    rules' conditions decide (``when = "met"``, ``above = ...`` fire on reports that met it).
+    Before each decision the agent folds the merchant's new history into its cooldown record
+    and checks its rules' indicators against the chain (also once at start).
+    """
+    current = await sub.marketing(agent.merchant)
+    if current is not None:
+        await catch_up(agent, sub, current.version)
+    await check_indicators(agent, sub, on_unconfigured)
     async for report in reports:
-        if report.merchant != agent.merchant or not report.missed:
+        if report.merchant != agent.merchant:
             continue
+        await check_indicators(agent, sub, on_unconfigured)
         current = await sub.marketing(agent.merchant)
         if current is None:
             continue
+        await catch_up(agent, sub, current.version)
         spec = await sub.indicator(report.merchant, report.indicator)
         update = agent.decide(report, spec, current)
         if update is None:
@@ -375,6 +509,7 @@ async def run_agent(
                 "agent_update",
                 merchant=agent.merchant,
                 cause=update.cause,
+                fired=",".join(update.fired),
                 changes="; ".join(update.changes),
             )
         )

@@ -16,9 +16,12 @@ from p2pmkt.agent import (
     RemoveChannel,
     RemoveKeywords,
     RulesError,
+    RuleSet,
     SetBudget,
     SwitchChannel,
+    choose_merchant,
     load_rules,
+    unconfigured,
 )
 from p2pmkt.errors import ConfigError
 from p2pmkt.market.model import Keyword
@@ -173,3 +176,51 @@ def test_example_in_docs_loads() -> None:
     rules = load_rules(example, catalog={"conversion", "cost_per_order"}, merchant="acme")
     assert [r.name for r in rules.rules] == ["conversion-low", "cost-per-order-high"]
     assert rules.rules[1].condition == Condition("above", Fraction(15))
+
+
+@pytest.mark.parametrize("name", ["Conversion", "conversion rate", "_conversion", "x" * 65])
+def test_an_indicator_name_the_chain_refuses_is_rejected_without_a_catalog(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(f'merchant = "acme"\n\n[[rule]]\nname = "r"\nindicator = "{name}"\n'
+                    'actions = [{ add_channel = "email" }]\n')
+    with pytest.raises(RulesError, match=rf"^rules.toml line 5: indicator '{name[:20]}.*' can never be "
+                                         r"configured: indicator names are 1-64 chars of a-z 0-9 _ \. -"):
+        load_rules(path)
+
+
+def test_a_loaded_file_knows_its_name_and_lines() -> None:
+    rules = load_rules(GOOD)
+    assert (rules.origin, rules.merchant_line) == ("rules", 3)
+    assert [r.where for r in rules.rules] == [7, 17, 23]
+    assert load_rules('[[rule]]\nindicator = "c"\nactions = [{ add_channel = "email" }]\n').merchant_line == 1
+
+
+def test_unconfigured_lists_the_rules_whose_indicator_the_chain_lacks() -> None:
+    rules = load_rules(GOOD)
+    assert [r.name for r in unconfigured(rules, ("conversion",))] == ["rule-2"]
+    assert unconfigured(rules, ("conversion", "cost_per_order", "aov")) == ()
+
+
+NAMED = load_rules('merchant = "globex"\n[[rule]]\nindicator = "c"\nactions = [{ add_channel = "email" }]\n')
+UNNAMED = load_rules('[[rule]]\nindicator = "c"\nactions = [{ add_channel = "email" }]\n')
+
+
+@pytest.mark.parametrize(
+    ("rules", "scopes", "merchant"),
+    [
+        (NAMED, ["acme", "globex"], "globex"),  # the file's merchant, among several
+        (NAMED, ["acme"], None),  # wait for merchant-tech:globex
+        (NAMED, [], None),
+        (UNNAMED, ["acme"], "acme"),  # the key's only merchant
+        (UNNAMED, [], None),  # wait for a grant
+    ],
+)
+def test_an_agent_acts_for_one_merchant(rules: RuleSet, scopes: list[str], merchant: str | None) -> None:
+    assert choose_merchant(rules, scopes) == merchant
+
+
+def test_a_file_naming_no_merchant_is_refused_for_a_key_of_several() -> None:
+    with pytest.raises(RulesError, match=r"^rules line 1: this node's key is merchant-tech for 'acme', "
+                                         r"'globex': name the merchant these rules are for "
+                                         r"\(merchant = 'acme'\) at the top of the file"):
+        choose_merchant(UNNAMED, ["globex", "acme"])
