@@ -10,6 +10,11 @@ from typing import Any
 
 RAW = argparse.RawDescriptionHelpFormatter
 
+DEV_ACCOUNT_NAMES = ("validator", "platform", "acme-ops", "acme-tech", "globex-ops", "globex-tech",
+                     "terminal")
+"""The accounts of ``p2pmkt.chain.dev.DEV_ACCOUNTS`` (a test keeps them equal); named here so
+that ``--help`` need not load the crypto library."""
+
 
 def _cmd(sub: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
@@ -38,6 +43,11 @@ def register(sub: Any) -> None:
     kshow = _cmd(ksub, "show", "Print a key file's address, public key and libp2p peer id.", "p2pmkt key show node.key")
     kshow.add_argument("file", type=Path)
     kshow.set_defaults(func=_key_show)
+    kdev = _cmd(ksub, "dev", "Write one of the dev chain's documented keys (PUBLIC: for `p2pmkt dev` only).",
+                "p2pmkt key dev terminal terminal.key   # then: p2pmkt visits ingest FILE --connect ADDR --key terminal.key")
+    kdev.add_argument("name", metavar="NAME", help=f"a dev account: {', '.join(DEV_ACCOUNT_NAMES)}")
+    kdev.add_argument("file", type=Path)
+    kdev.set_defaults(func=_key_dev)
 
     # --- dev -----------------------------------------------------------------------------
     dev = _cmd(sub, "dev", "Run a single-node dev chain in one process (like anvil or geth --dev).",
@@ -88,6 +98,9 @@ def register(sub: Any) -> None:
     from p2pmkt.cli import indicator_cmd
 
     indicator_cmd.register(sub, _cmd, _target)
+    from p2pmkt.cli import rules_cmd
+
+    rules_cmd.register(sub, _cmd, _target)
 
     # --- contracts SDK -------------------------------------------------------------------
     try:
@@ -121,6 +134,26 @@ def _key_show(args: argparse.Namespace) -> int:
         indent=2,
     )
     print()
+    return 0
+
+
+def _key_dev(args: argparse.Namespace) -> int:
+    """``p2pmkt key dev NAME FILE``: the documented dev key NAME into a 0600 key file."""
+    from p2pmkt.chain.dev import DEV_ACCOUNTS, dev_key
+    from p2pmkt.crypto import address_hex, save_key
+    from p2pmkt.errors import ConfigError
+
+    roles = dict(DEV_ACCOUNTS).get(args.name)
+    if roles is None:
+        raise ConfigError(f"no dev account {args.name!r}; the dev chain's accounts are "
+                          f"{', '.join(name for name, _ in DEV_ACCOUNTS)}")
+    k = dev_key(args.name)
+    save_key(args.file, k)
+    print(f"warning: dev keys are public (derived from their names): anyone can sign with "
+          f"{args.name!r}. Use them only on a `p2pmkt dev` chain, never on a real network.",
+          file=sys.stderr)
+    print(f"wrote {args.file} (mode 0600): dev account {args.name} ({', '.join(roles)}), "
+          f"address {address_hex(k.address)}")
     return 0
 
 

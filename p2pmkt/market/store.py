@@ -210,6 +210,13 @@ def put_indicator(batch: WriteBatch, ind: IndicatorState) -> None:
     batch.put("indicators", indicator_key(ind.spec.merchant, ind.spec.name), encode(ind.to_wire()))
 
 
+def active_indicators(state: StateReader, merchant: str) -> list[IndicatorSpec]:
+    """The merchant's configured (not removed) indicators, sorted by name."""
+    prefix = merchant_prefix(merchant)  # merchant ‖ 0x00: ends before merchant ‖ 0x01
+    states = (IndicatorState.from_bytes(raw) for _, raw in state.scan("indicators", prefix, prefix[:-1] + b"\x01"))
+    return [s.spec for s in states if s.active]
+
+
 def all_indicators(state: StateReader) -> Iterator[IndicatorState]:
     """Every configured indicator, in (merchant, name) byte order: the evaluation order."""
     for _, raw in state.scan("indicators"):

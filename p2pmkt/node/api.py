@@ -198,6 +198,12 @@ class ChainApi:
             ind = get_indicator(snap, merchant, name)
         return None if ind is None or not ind.active else ind.spec.to_wire()
 
+    async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
+        from p2pmkt.market.store import active_indicators
+
+        with self.chain.store.snapshot() as snap:
+            return [spec.to_wire() for spec in active_indicators(snap, merchant)]
+
     async def tx_status(self, txid: bytes) -> TxStatus | None:
         rec = self.chain.store.tx_status(txid)
         if rec is not None:

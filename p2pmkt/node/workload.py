@@ -143,12 +143,10 @@ class LocalSubmitter:
 
     async def indicators(self, merchant: str) -> tuple[str, ...]:
         """See :class:`AgentChain`."""
-        from p2pmkt.market.store import IndicatorState, merchant_prefix
+        from p2pmkt.market.store import active_indicators
 
         with self.chain.store.snapshot() as snap:
-            rows = list(snap.scan("indicators", merchant_prefix(merchant), merchant.encode() + b"\x01"))
-        states = [IndicatorState.from_bytes(raw) for _, raw in rows]
-        return tuple(sorted(s.spec.name for s in states if s.active))
+            return tuple(spec.name for spec in active_indicators(snap, merchant))
 
     async def history(self, merchant: str, after: int, upto: int) -> list[PastUpdate]:
         """See :class:`AgentChain`. One snapshot; the cause report's target is the one its

@@ -186,6 +186,12 @@ METHODS: dict[str, MethodSpec] = {
                    "target; as in indicator.configure"),),
         ),
         MethodSpec(
+            "market.indicators", "Every configured indicator of a merchant, by name.",
+            (_MERCHANT,),
+            (Field("items", "list[map]", "the indicators, as market.indicator answers each, "
+                   "sorted by name (empty when none)"),),
+        ),
+        MethodSpec(
             "market.info", "A merchant's current marketing information.",
             (_MERCHANT,),
             (Field("info", "map", "the current version (its schema: §Market data)"),),

@@ -196,6 +196,10 @@ class NodeApi(Protocol):
         """The indicator's configuration in wire form, or None when not configured."""
         ...
 
+    async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
+        """Every configured indicator of ``merchant`` in wire form, sorted by name."""
+        ...
+
     async def market_info(self, merchant: str) -> dict[str, Any] | None: ...
 
     async def market_history(
@@ -357,6 +361,8 @@ class RpcServerSession:
         if method == "market.indicator":
             ind = await api.market_indicator(p["merchant"], p["name"])
             return Reply(encode_result(rid, {"indicator": ind}))
+        if method == "market.indicators":
+            return Reply(encode_result(rid, {"items": await api.market_indicators(p["merchant"])}))
         if method == "market.info":
             info = await api.market_info(p["merchant"])
             if info is None:

@@ -73,6 +73,9 @@ class FakeApi:
     async def market_indicator(self, merchant: str, name: str) -> dict[str, Any] | None:
         return None
 
+    async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
+        return []
+
     async def market_info(self, merchant: str) -> dict[str, Any] | None:
         return None
 
