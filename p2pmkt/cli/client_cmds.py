@@ -29,28 +29,9 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     vsub = v.add_subparsers(dest="visits_command", metavar="ACTION", required=True)
     ing = cmd(vsub, "ingest", "Batch visits from a file (or - for stdin) into signed visit.pack transactions.",
               "p2pmkt visits ingest ../shared/data/apache-combined-2015-05.log --format combined --merchant acme --node node4")
-    ing.add_argument("file", help="JSON lines, CSV, or an Apache/NGINX combined access log; - reads stdin")
-    ing.add_argument("--format", choices=("auto", "jsonl", "csv", "combined"), default="auto",
-                     help="input format (default: guess from the first line)")
-    ing.add_argument("--merchant", help="merchant id for records and access-log lines without one (see docs/INGEST.md)")
-    log_opts = ing.add_argument_group("access logs (--format combined; the rules are in docs/INGEST.md)")
-    log_opts.add_argument("--merchant-map", metavar="MAP", default="",
-                          help="merchant by host or path prefix: 'shop.acme.test=acme,/globex=globex'")
-    log_opts.add_argument("--merchant-from-path", action="store_true",
-                          help="the first path segment is the merchant id (when the map gives none)")
-    log_opts.add_argument("--static", choices=("skip", "view"), default="skip",
-                          help="static assets (.css, .png, ...) are skipped (default) or count as views")
-    log_opts.add_argument("--skip-bots", action="store_true", help="skip self-declared crawlers")
-    log_opts.add_argument("--app-agent", action="append", default=[], metavar="REGEX",
-                          help="a user agent matching REGEX is the app (repeatable)")
-    log_opts.add_argument("--desktop-agent", action="append", default=[], metavar="REGEX",
-                          help="a user agent matching REGEX is the desktop client (repeatable)")
-    log_opts.add_argument("--op-rule", action="append", default=[], metavar="REGEX=OP",
-                          help="path?query matching REGEX is operation OP, or 'skip' (repeatable; tried first)")
-    ing.add_argument("--on-error", choices=("skip", "stop"), default="skip",
-                     help="a bad line is reported with its line number and skipped (default) or stops the ingest")
-    ing.add_argument("--batch", type=int, default=2000, help="visits per transaction (default: 2000)")
-    ing.add_argument("--follow", action="store_true", help="keep reading as the file grows, and through logrotate's moves and truncations (like tail -F)")
+    from p2pmkt.cli.ingest_cmd import add_arguments  # its options, exit codes and key advice
+
+    add_arguments(ing)
     target(ing)
     ing.set_defaults(func=_ingest)
 

@@ -136,6 +136,14 @@ class Client:
         resending the same transaction, for up to ``patience`` seconds: nothing is dropped. A
         nonce the node refuses (another submitter used the key) is asked for again once.
 
+        A refusal's message counts visits from 0 *within the refused transaction* (``visit.pack:
+        visit 2: merchant 'x' is not on this chain``); to map it back to your input, call this
+        once per batch of at most ``per_tx`` visits, as ``p2pmkt visits ingest`` does
+        (:func:`p2pmkt.ingest.refused_line`). Taken is not committed: a transaction queued
+        behind this key's pending ones is checked in full only in its block, where it can
+        still be rejected (``tx``/``wait_tx_committed`` say so), and a rejected one leaves a
+        nonce gap that the later ones cannot commit past.
+
         Raises:
             ValueError: a visit that ``pack_visits`` refuses (not 8 fields, unknown method/op).
             RpcError: any other refusal; the transactions before it stay submitted.

@@ -10,6 +10,8 @@
   :func:`parse_lines` (skip-and-report or stop).
 * :mod:`~p2pmkt.ingest.batcher`: :class:`Batcher`, visits → transaction-sized batches by
   count, size and time.
+* :mod:`~p2pmkt.ingest.tracker`: :class:`IngestTracker`, what a run read, sent, committed and
+  had refused (input line numbers), its summary line and outcome.
 """
 
 from p2pmkt.ingest.batcher import Batch, Batcher, BatcherConfig, estimate_visit_bytes
@@ -31,10 +33,12 @@ from p2pmkt.ingest.formats import (
     parse_lines,
 )
 from p2pmkt.ingest.lines import BadLine, Line, LineTailer, split_text
-from p2pmkt.ingest.records import CsvParser, JsonLinesParser, parse_time_ms
+from p2pmkt.ingest.records import BadHeader, CsvParser, JsonLinesParser, parse_time_ms
+from p2pmkt.ingest.tracker import IngestTracker, Refusal, Sent, line_span, refused_line
 
 __all__ = [
     "FORMATS",
+    "BadHeader",
     "BadLine",
     "Batch",
     "Batcher",
@@ -44,18 +48,23 @@ __all__ = [
     "CombinedStatistics",
     "CsvParser",
     "ErrorPolicy",
+    "IngestTracker",
     "JsonLinesParser",
     "Line",
     "LineTailer",
     "ParseOutcome",
     "Parser",
+    "Refusal",
+    "Sent",
     "classify_agent",
     "detect_format",
     "estimate_visit_bytes",
+    "line_span",
     "make_parser",
     "parse_lines",
     "parse_log_time",
     "parse_merchant_map",
     "parse_time_ms",
+    "refused_line",
     "split_text",
 ]

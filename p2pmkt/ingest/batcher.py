@@ -89,6 +89,9 @@ class Batch:
         closed_at: ``now`` when it was closed.
         reason: ``"count"``, ``"bytes"``, ``"time"`` or ``"flush"``.
         size: estimated wire bytes of the visits.
+        lines: the input line each visit came from (``line`` of :meth:`Batcher.add`), in the
+            same order as ``visits``: how a refusal naming "visit 2" of the transaction is
+            reported as the line of the file.
     """
 
     visits: tuple[Visit, ...]
@@ -96,6 +99,7 @@ class Batch:
     closed_at: float
     reason: str
     size: int
+    lines: tuple[int, ...] = ()
 
 
 class Batcher:
@@ -105,12 +109,13 @@ class Batcher:
         ConfigError: at construction, for a bad config.
     """
 
-    __slots__ = ("_bytes", "_opened_at", "_visits", "config")
+    __slots__ = ("_bytes", "_lines", "_opened_at", "_visits", "config")
 
     def __init__(self, config: BatcherConfig | None = None) -> None:
         self.config = config or BatcherConfig()
         validate_config(self.config)
         self._visits: list[Visit] = []
+        self._lines: list[int] = []
         self._bytes = 0
         self._opened_at = 0.0
 
@@ -125,11 +130,12 @@ class Batcher:
             return None
         return self._opened_at + self.config.max_delay
 
-    def add(self, visit: Visit, now: float) -> list[Batch]:
+    def add(self, visit: Visit, now: float, *, line: int = 0) -> list[Batch]:
         """Add one visit; return the batches this closes (zero, one or two), oldest first.
 
-        A batch whose deadline passed is closed *before* the visit is added, so a late
-        ``add`` never stretches an expired batch.
+        ``line`` is where the visit came from (its input line number); it comes back in the
+        batch's ``lines``. A batch whose deadline passed is closed *before* the visit is
+        added, so a late ``add`` never stretches an expired batch.
         """
         out = self.poll(now)
         size = estimate_visit_bytes(visit)
@@ -138,6 +144,7 @@ class Batcher:
         if not self._visits:
             self._opened_at = now
         self._visits.append(visit)
+        self._lines.append(line)
         self._bytes += size
         if len(self._visits) >= self.config.max_visits:
             out.append(self._close(now, "count"))
@@ -157,7 +164,9 @@ class Batcher:
         return [self._close(now, "flush")]
 
     def _close(self, now: float, reason: str) -> Batch:
-        batch = Batch(tuple(self._visits), self._opened_at, now, reason, self._bytes)
+        batch = Batch(tuple(self._visits), self._opened_at, now, reason, self._bytes,
+                      tuple(self._lines))
         self._visits = []
+        self._lines = []
         self._bytes = 0
         return batch

@@ -9,7 +9,9 @@ asset) and :class:`~p2pmkt.ingest.lines.BadLine` means "this line is wrong".
 :func:`parse_lines` applies the policy issue 6 asks for: with ``on_error="skip"`` a bad line
 is recorded and ingestion goes on; with ``on_error="stop"`` ingestion stops at the first bad
 line. Either way the visits parsed before the error are *returned*, not thrown away with an
-exception, so the caller can submit them: nothing already accepted is lost.
+exception, so the caller can submit them: nothing already accepted is lost. A
+:class:`~p2pmkt.ingest.records.BadHeader` (a CSV header that cannot be used) stops the run
+whatever the policy: no line after it could be read.
 
 :func:`detect_format` guesses the format from the first non-blank line for ``--format auto``.
 """
@@ -23,7 +25,7 @@ from typing import Literal, Protocol
 from p2pmkt.errors import ConfigError
 from p2pmkt.ingest.combined import CombinedConfig, CombinedParser, looks_like_access_log
 from p2pmkt.ingest.lines import BadLine, Line
-from p2pmkt.ingest.records import CsvParser, JsonLinesParser
+from p2pmkt.ingest.records import BadHeader, CsvParser, JsonLinesParser
 from p2pmkt.market.model import Visit
 
 FORMATS = ("jsonl", "csv", "combined")
@@ -89,8 +91,8 @@ class ParseOutcome:
     Attributes:
         visits: every visit parsed, in input order.
         errors: the bad lines met (at most one with ``on_error="stop"``).
-        lines: lines consumed (with ``"stop"``, up to and including the bad one).
-        stopped: True when ``on_error="stop"`` ended the run early.
+        lines: lines consumed (when stopped, up to and including the bad one).
+        stopped: True when ``on_error="stop"`` or a bad header ended the run early.
     """
 
     visits: tuple[Visit, ...]
@@ -114,7 +116,7 @@ def parse_lines(
             visit = parser.parse(line)
         except BadLine as exc:
             errors.append(exc)
-            if on_error == "stop":
+            if on_error == "stop" or isinstance(exc, BadHeader):
                 return ParseOutcome(tuple(visits), tuple(errors), count, True)
             continue
         if visit is not None:

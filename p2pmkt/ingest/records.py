@@ -26,7 +26,11 @@ like ``ammount`` must not silently become amount 0). Blank lines are skipped.
 CSV: the first non-blank line is the header naming the columns (any order, any subset that
 includes the required fields); every later line is one record. Quoted fields work, but a record
 must fit on one line (the ingester is line-oriented so that ``--follow`` and line numbers
-work). Empty cells take the default.
+work). Empty cells take the default. A header that names an unknown column, names one twice or
+lacks a required one raises :class:`BadHeader`: without a header no record can be read, so
+the ingest stops there whatever its error policy (skipping the header would only make the next
+line the header, and every line after it bad), and the parser keeps refusing every later line
+with the same error rather than taking one of them for the header.
 
 Every record goes through ``Visit.from_wire`` so the ingester accepts exactly what the chain
 accepts; any failure becomes :class:`~p2pmkt.ingest.lines.BadLine` with the line number.
@@ -35,6 +39,7 @@ accepts; any failure becomes :class:`~p2pmkt.ingest.lines.BadLine` with the line
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 from datetime import datetime
 from typing import Any
@@ -105,6 +110,28 @@ def _build(fields: dict[str, Any], line_no: int, default_merchant: str) -> Visit
         raise BadLine(line_no, exc.message) from None
 
 
+class BadHeader(BadLine):
+    """The CSV header (the first non-blank line) is unusable, so no record can be read.
+
+    Unlike other :class:`BadLine` errors it ends the ingest whatever the error policy: a
+    header is not a data line, and skipping it would make every later line bad.
+
+    Attributes:
+        unknown: column names that are not fields of a visit.
+        missing: required columns the header lacks.
+    """
+
+    reason = "bad_header"
+
+    def __init__(
+        self, line_no: int, detail: str, *, unknown: tuple[str, ...] = (),
+        missing: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(line_no, detail)
+        self.unknown = unknown
+        self.missing = missing
+
+
 class JsonLinesParser:
     """Parses JSON lines into visits.
 
@@ -152,12 +179,13 @@ class CsvParser:
         delimiter: one character, ``,`` by default.
     """
 
-    __slots__ = ("_columns", "default_merchant", "delimiter")
+    __slots__ = ("_columns", "_header_error", "default_merchant", "delimiter")
 
     def __init__(self, *, default_merchant: str = "", delimiter: str = ",") -> None:
         self.default_merchant = default_merchant
         self.delimiter = delimiter
         self._columns: tuple[str, ...] | None = None
+        self._header_error: BadHeader | None = None
 
     @property
     def columns(self) -> tuple[str, ...] | None:
@@ -168,15 +196,24 @@ class CsvParser:
         """Return the visit on ``line``; None for the header or a blank line.
 
         Raises:
-            BadLine: a bad header, a wrong number of cells, or a bad field.
+            BadHeader: the header is unusable (raised again for every later line: a parser
+                whose header was refused never reads a record).
+            BadLine: a wrong number of cells, or a bad field.
         """
+        if self._header_error is not None:
+            raise self._header_error
+        header = self._columns is None
         if line.truncated:
+            if header:
+                raise self._refuse(BadHeader(line.no, "CSV header line is too long"))
             raise BadLine(line.no, "line is too long")
         if not line.text.strip():
             return None
         try:
             cells = next(csv.reader([line.text], delimiter=self.delimiter, strict=True))
         except csv.Error as exc:
+            if header:
+                raise self._refuse(BadHeader(line.no, f"bad CSV header: {exc}")) from None
             raise BadLine(line.no, f"bad CSV: {exc}") from None
         if self._columns is None:
             self._columns = self._header(cells, line.no)
@@ -194,15 +231,47 @@ class CsvParser:
                 fields[name] = cell
         return _build(fields, line.no, self.default_merchant)
 
+    def _refuse(self, error: BadHeader) -> BadHeader:
+        self._header_error = error
+        return error
+
     def _header(self, cells: list[str], line_no: int) -> tuple[str, ...]:
+        """The columns the header names.
+
+        Raises:
+            BadHeader: unknown, repeated or missing required columns, all named at once.
+        """
         names = tuple(c.strip().lower() for c in cells)
-        unknown = sorted(set(names) - set(FIELDS))
-        if unknown:
-            raise BadLine(line_no, f"header names unknown column(s) {unknown}; known: {list(FIELDS)}")
-        if len(set(names)) != len(names):
-            raise BadLine(line_no, "header names a column twice")
+        unknown = tuple(dict.fromkeys(n for n in names if n not in FIELDS))
+        twice = tuple(dict.fromkeys(n for n in names if names.count(n) > 1 and n in FIELDS))
         needed = [*_REQUIRED, *([] if self.default_merchant else ["merchant"])]
-        missing = [n for n in needed if n not in names]
+        missing = tuple(n for n in needed if n not in names)
+        if not (unknown or twice or missing):
+            return names
+        problems = []
+        if unknown:
+            shown = ", ".join(_describe_unknown(n) for n in unknown[:_SHOW])
+            more = f" and {len(unknown) - _SHOW} more" if len(unknown) > _SHOW else ""
+            problems.append(f"unknown column(s) {shown}{more}")
+        if twice:
+            problems.append(f"column(s) named twice {list(twice)}")
         if missing:
-            raise BadLine(line_no, f"header lacks required column(s) {missing}")
-        return names
+            hint = " (or give a default merchant)" if missing == ("merchant",) else ""
+            problems.append(f"missing required column(s) {list(missing)}{hint}")
+        raise self._refuse(BadHeader(
+            line_no,
+            f"bad CSV header: {'; '.join(problems)}. The first line of a CSV file names its "
+            f"columns: {', '.join(FIELDS)} (required: {', '.join(needed)})",
+            unknown=unknown, missing=missing,
+        ))
+
+
+_SHOW = 5
+"""Unknown header columns named in the message (a data line taken for a header has many)."""
+
+
+def _describe_unknown(name: str) -> str:
+    """``'ammount'`` with a suggestion when it looks like a misspelt field."""
+    close = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.75)
+    shown = repr(name if len(name) <= 40 else name[:40] + "…")
+    return f"{shown} (did you mean {close[0]!r}?)" if close else shown

@@ -198,6 +198,9 @@ class ChainApi:
             ind = get_indicator(snap, merchant, name)
         return None if ind is None or not ind.active else ind.spec.to_wire()
 
+    async def chain_params(self) -> dict[str, int]:
+        return self.chain.genesis.params.to_json()
+
     async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
         from p2pmkt.market.store import active_indicators
 

@@ -97,6 +97,16 @@ METHODS: dict[str, MethodSpec] = {
             ),
         ),
         MethodSpec(
+            "chain.params", "The chain's consensus parameters (from its genesis): the limits a "
+            "client's transactions must respect.", (),
+            (
+                Field("params", "map", "text → uint: block_interval_ms, max_block_txs, "
+                      "max_block_bytes, max_tx_bytes, max_visits_per_tx, mempool_max_txs, "
+                      "mempool_max_bytes, contract_fuel, contract_memory_bytes, "
+                      "contract_max_code_bytes, max_report_window (OPERATIONS.md, genesis)"),
+            ),
+        ),
+        MethodSpec(
             "chain.block", "One committed block, by height or by hash (give exactly one).",
             (
                 Field("height", "uint", "block height", required=False),

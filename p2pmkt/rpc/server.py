@@ -192,6 +192,10 @@ class NodeApi(Protocol):
         """``{"address", "nonce", "pending_nonce", "member", "roles"}`` of ``address``."""
         ...
 
+    async def chain_params(self) -> dict[str, int]:
+        """The chain's consensus parameters (genesis), by name."""
+        ...
+
     async def market_indicator(self, merchant: str, name: str) -> dict[str, Any] | None:
         """The indicator's configuration in wire form, or None when not configured."""
         ...
@@ -333,6 +337,8 @@ class RpcServerSession:
             return Reply(encode_result(rid, (await api.node_info()).to_wire()))
         if method == "chain.head":
             return Reply(encode_result(rid, (await api.head()).to_wire()))
+        if method == "chain.params":
+            return Reply(encode_result(rid, {"params": await api.chain_params()}))
         if method == "chain.block":
             rec = await api.block(height=p["height"], hash=p["hash"])
             if rec is None:

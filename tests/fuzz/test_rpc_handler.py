@@ -76,6 +76,9 @@ class FakeApi:
     async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
         return []
 
+    async def chain_params(self) -> dict[str, int]:
+        return GENESIS.params.to_json()
+
     async def market_info(self, merchant: str) -> dict[str, Any] | None:
         return None
 

@@ -6,6 +6,7 @@ import pytest
 
 from p2pmkt.errors import ConfigError
 from p2pmkt.ingest import (
+    BadHeader,
     BadLine,
     CsvParser,
     JsonLinesParser,
@@ -85,8 +86,9 @@ def test_csv_quoted_cells_and_defaults() -> None:
 @pytest.mark.parametrize(
     ("header", "row", "message"),
     [
-        ("ip,time,method,op,colour", None, r"^line 1: header names unknown column\(s\) \['colour'\]"),
-        ("ip,time,method", None, r"^line 1: header lacks required column\(s\) \['op', 'merchant'\]$"),
+        ("ip,time,method,op,colour", None, r"^line 1: bad CSV header: unknown column\(s\) 'colour'; missing "),
+        ("ip,time,method", None,
+         r"^line 1: bad CSV header: missing required column\(s\) \['op', 'merchant'\]\. "),
         ("ip,time,method,op,merchant", "1,2,app", r"^line 2: 3 cells but the header has 5$"),
         ("ip,time,method,op,merchant,amount", "1,2,app,order,m,12.5",
          r"^line 2: amount '12.5' is not whole minor units$"),
@@ -98,6 +100,44 @@ def test_csv_bad_lines(header: str, row: str | None, message: str) -> None:
         parser.parse(Line(1, header))
         assert row is not None
         parser.parse(Line(2, row))
+
+
+def test_a_bad_csv_header_is_one_error_naming_line_1_and_stops_even_when_skipping() -> None:
+    """A typo in the header (audit: every data row was then re-read as a header and refused,
+    "line 2: header names unknown column(s) ['', '10.0.0.1', …]", and the run ended with no
+    visits, N bad and exit 0)."""
+    rows = "".join(f"10.0.0.{i},{i},app,view,acme\n" for i in range(5))
+    outcome = parse_lines(CsvParser(), split_text("ip,time,method,op,merchnat\n" + rows),
+                          on_error="skip")
+    assert outcome.visits == ()
+    assert outcome.stopped and outcome.lines == 1
+    [error] = outcome.errors
+    assert isinstance(error, BadHeader) and error.line_no == 1
+    assert error.unknown == ("merchnat",) and error.missing == ("merchant",)
+    assert str(error).startswith("line 1: bad CSV header: unknown column(s) 'merchnat' (did you "
+                                 "mean 'merchant'?); missing required column(s) ['merchant']")
+
+
+def test_a_parser_whose_header_was_refused_never_takes_a_data_line_for_the_header() -> None:
+    parser = CsvParser(default_merchant="acme")
+    with pytest.raises(BadHeader, match=r"^line 2: bad CSV header: unknown column\(s\) '10\.0\.0\.1', "):
+        parser.parse(Line(1, ""))  # blank lines before the header are fine
+        parser.parse(Line(2, "10.0.0.1,5,app,view"))  # a file without its header
+    for n in (3, 4):  # every later line gets the header's error, not a header error of its own
+        with pytest.raises(BadHeader, match=r"^line 2: "):
+            parser.parse(Line(n, "10.0.0.2,6,app,view"))
+    assert parser.columns is None
+
+
+def test_a_repeated_or_overlong_header_column_is_a_bad_header() -> None:
+    with pytest.raises(BadHeader, match=r"column\(s\) named twice \['ip'\]"):
+        CsvParser().parse(Line(1, "ip,ip,time,method,op,merchant"))
+    with pytest.raises(BadHeader, match=r"^line 1: CSV header line is too long$"):
+        CsvParser().parse(Line(1, "ip,", truncated=True))
+    # A long unknown name (a data line taken for a header) is cut in the message.
+    with pytest.raises(BadHeader) as info:
+        CsvParser().parse(Line(1, "x" * 500))
+    assert len(str(info.value)) < 400
 
 
 def test_skip_policy_reports_and_goes_on() -> None:

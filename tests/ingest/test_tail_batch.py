@@ -143,13 +143,16 @@ def test_batcher_never_loses_or_duplicates(
         if kind == "add":
             v = visit(i, "i" * item_len)
             added.append(v)
-            out.extend(batcher.add(v, now))
+            out.extend(batcher.add(v, now, line=i + 1))
         else:
             out.extend(batcher.poll(now))
         deadline = batcher.next_deadline()
         assert deadline is None or deadline > now  # nothing overdue is left pending
     out.extend(batcher.flush(now))
     assert [v for b in out for v in b.visits] == added
+    # each visit's input line travels with it (how a refusal of "visit K" names its line)
+    assert [(v, n) for b in out for v, n in zip(b.visits, b.lines, strict=True)] == [
+        (v, v.time + 1) for v in added]
     for b in out:
         assert 1 <= len(b.visits) <= max_visits
         assert b.size <= max_bytes or len(b.visits) == 1
