@@ -117,7 +117,8 @@ def run_dev_main(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     )
     print(
         "dev accounts (public keys! never use them elsewhere): "
-        + ", ".join(name for name, _ in DEV_ACCOUNTS),
+        + ", ".join(name for name, _ in DEV_ACCOUNTS)
+        + "; `p2pmkt key dev NAME FILE` writes one to sign with (--key FILE)",
         file=out,
     )
 

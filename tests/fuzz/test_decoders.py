@@ -123,7 +123,9 @@ PAYLOADS: dict[str, list[Any]] = {
                        "cause": "r1"}],
     "rules.publish": [{"merchant": "acme", "rules": b"[rule]"}],
     "role.grant": [{"member": b"\7" * 20, "role": "platform"}],
-    "member.add": [{"name": "x", "pubkey": b"\2" + b"\5" * 32, "roles": ["terminal"]}],
+    # secp256k1's generator G: a key must be a point on the curve
+    "member.add": [{"name": "x", "pubkey": bytes.fromhex(
+        "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"), "roles": ["terminal"]}],
 }
 
 
