@@ -228,7 +228,7 @@ class ChainApi:
         items: list[dict[str, Any]] = []
         with self.chain.store.snapshot() as snap:
             rows = list(snap.scan("market_hist", prefix, end))
-            for _key, raw in reversed(rows[-limit:] if limit else rows):
+            for _key, raw in reversed(rows[-limit:] if limit else []):  # "at most limit items"
                 info = MarketingInfo.from_wire(decode(raw))
                 items.append({"seq": info.version, **_info_answer(snap, info)})
         return items
@@ -247,11 +247,11 @@ class ChainApi:
             last_height = r.height
             seqs.append((r.height << 16) | ordinal)
         for seq, r in sorted(zip(seqs, reports, strict=True), key=lambda x: x[0], reverse=True):
+            if len(items) >= limit:  # "at most limit items": none for 0
+                break
             if before is not None and seq >= before:
                 continue
             items.append({"seq": seq, **r.to_wire()})
-            if len(items) >= limit:
-                break
         return items
 
     def subscribe_events(self, kinds: frozenset[str], merchant: str | None) -> Any:

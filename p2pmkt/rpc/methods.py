@@ -8,7 +8,7 @@ Types used in schemas (CBOR major types):
 
 * ``uint``      unsigned integer below 2**63
 * ``text``      UTF-8 text string
-* ``bytes``     byte string; ``bytes32`` exactly 32 bytes
+* ``bytes``     byte string; ``bytes20`` exactly 20 bytes (an address); ``bytes32`` exactly 32 bytes
 * ``bool``, ``map``, ``list[T]``, ``T | null``
 
 Parameter maps are strict: unknown keys are an INVALID_PARAMS error, so typos fail loudly.
@@ -177,7 +177,7 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "account.get", "An account's next nonce, roles and validator status (the nonce is what a client needs to sign).",
-            (Field("address", "bytes", "20-byte account address", limit=20),),
+            (Field("address", "bytes20", "account address"),),
             (
                 Field("address", "bytes", "the address asked for"),
                 Field("nonce", "uint", "next nonce in committed state"),
@@ -244,8 +244,8 @@ def _type_ok(type_: str, value: Any, limit: int | None, max_items: int = 64) -> 
         return isinstance(value, str) and (limit is None or len(value) <= limit)
     if type_ == "bytes":
         return isinstance(value, bytes) and (limit is None or len(value) <= limit)
-    if type_ == "bytes32":
-        return isinstance(value, bytes) and len(value) == 32
+    if type_ in ("bytes20", "bytes32"):
+        return isinstance(value, bytes) and len(value) == int(type_[5:])
     if type_ == "bool":
         return isinstance(value, bool)
     if type_ == "map":

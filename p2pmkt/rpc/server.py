@@ -181,7 +181,8 @@ class NodeApi(Protocol):
     async def submit_tx(self, data: bytes, *, relay: bool = True) -> bytes:
         """Decode, verify, pool and (if ``relay``) gossip a signed transaction; return its txid.
 
-        Resubmitting a pooled or committed transaction returns its txid again.
+        Resubmitting a pooled transaction returns its txid again; a committed one is refused as
+        a replay (BAD_NONCE, nonce_used).
         Raises DecodeError/InvalidTransaction/InvalidSignature/NonceError/PermissionDenied/Busy.
         """
         ...

@@ -63,6 +63,8 @@ def test_configure_show_report_remove(dev_chain: DevChain, tmp_path: Path) -> No
         while not (ours := [r for r in client.reports("acme", limit=50) if r["indicator"] == "views-cli"]):
             assert time.monotonic() < deadline, "no report of the configured indicator"
             time.sleep(0.2)  # polling the chain for the report, with a deadline
+        # Paging: "at most limit items" (limit 0 answered one report).
+        assert client.reports("acme", limit=0) == [] and len(client.reports("acme", limit=1)) == 1
     assert ours[0]["ok"] and ours[0]["missed"]  # fewer than 100 views
 
     done = run_cli("indicator", "remove", "acme", "views-cli", *at)

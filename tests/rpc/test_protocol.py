@@ -96,6 +96,10 @@ def test_check_params() -> None:
         check_params(METHODS["chain.block"], {})
     with pytest.raises(ParamsError, match=r"^tx.get: parameter 'txid' must be bytes32$"):
         check_params(METHODS["tx.get"], {"txid": b"short"})
+    # An address is exactly 20 bytes (a shorter one was read as some other account's).
+    assert check_params(METHODS["account.get"], {"address": b"\1" * 20}) == {"address": b"\1" * 20}
+    with pytest.raises(ParamsError, match=r"^account.get: parameter 'address' must be bytes20$"):
+        check_params(METHODS["account.get"], {"address": b"\1" * 19})
 
 
 class StubApi:
