@@ -77,8 +77,11 @@ def add_parser(subparsers: Any) -> None:
                "  p2pmkt contract deploy build/big_orders.wasm --key ops.key --chain p2pmkt-dev --nonce 3 --out deploy.tx   (offline)",
     )
     deploy.add_argument("wasm", type=Path, help="the .wasm file, or builtin:NAME for a built-in indicator (e.g. builtin:conversion_rate)")
-    deploy.add_argument("--key", type=Path, required=True, help="merchant-ops key file")
-    deploy.add_argument("--connect", metavar="MULTIADDR", help="submit to this node and wait for the block (chain id and nonce are asked of it)")
+    deploy.add_argument("--key", type=Path, help="merchant-ops key file (default with --node: that testnet node's own key)")
+    where = deploy.add_mutually_exclusive_group()
+    where.add_argument("--connect", metavar="MULTIADDR", help="submit to this node and wait for the block (chain id and nonce are asked of it)")
+    where.add_argument("--node", metavar="NAME", help="submit to this node of the local testnet in --dir (like --connect)")
+    deploy.add_argument("--dir", type=Path, default=Path("testnet/run"), help="testnet directory for --node (default: testnet/run)")
     deploy.add_argument("--chain", help="chain id (offline signing; asked of the node with --connect)")
     deploy.add_argument("--nonce", type=int, help="the key's next nonce (offline signing; asked of the node with --connect)")
     deploy.add_argument("--out", type=Path, default=None, help="write the signed transaction here instead of submitting it")
@@ -235,7 +238,14 @@ def _deploy(args: argparse.Namespace) -> int:
     else:
         code = args.wasm.read_bytes()
         _check(args.wasm)
-    key = load_key(args.key)
+    if args.node:  # a testnet node: its address, and its own key unless --key names another
+        from p2pmkt.cli.client_cmds import resolve
+
+        args.connect, key = resolve(args, need_key=True)
+    elif args.key is None:
+        raise ConfigError("contract deploy signs a transaction: pass --key FILE (or --node NAME)")
+    else:
+        key = load_key(args.key)
     code_hash = hashlib.sha256(code).hexdigest()
     chain, nonce = args.chain, args.nonce
     if args.connect:

@@ -199,6 +199,7 @@ class _Run:
         self.batcher = Batcher(BatcherConfig(max_visits=per_tx, max_delay=0.2))
         self.tailer = LineTailer()
         self.parser: Any = None
+        self.fmt = ""                    # the input's format, once its first line is read
         self.stop_requested = False      # first Ctrl-C: read no more, finish what was read
         self.read_scope = trio.CancelScope()   # the reading loop (a refusal cancels it)
         self.hard_scope = trio.CancelScope()   # everything (second Ctrl-C)
@@ -239,7 +240,7 @@ class _Run:
         finally:
             t.unsent += self.batcher.pending + sum(len(b.visits) for b in self.outbox)
             if t.refusal is not None:
-                for message in t.refusal.describe(self.args.file):
+                for message in t.refusal.describe(self.args.file, csv=self.fmt == "csv"):
                     print(f"{self.args.file}: {message}", file=sys.stderr)
             if late:
                 print(f"unreachable (timeout): the node committed none of the ingest's last "
@@ -293,7 +294,7 @@ class _Run:
                 for line in lines:
                     t.lines += 1
                     if self.parser is None:
-                        fmt = detect_format(line.text) if args.format == "auto" else args.format
+                        fmt = self.fmt = detect_format(line.text) if args.format == "auto" else args.format
                         if fmt == "combined":
                             check_merchant_rule(self.combined, args.merchant or "")
                         self.parser = make_parser(fmt, merchant=args.merchant or "",

@@ -80,6 +80,7 @@ async def wait_ready_async(net: Testnet, *, limit: float = 60.0) -> dict[str, An
     why = "no answer yet"
     with trio.move_on_after(limit):
         while True:
+            exited_before_ready(net)
             infos = await _infos(net)
             why = ready_state(net, infos) or ""
             if not why:
@@ -88,6 +89,30 @@ async def wait_ready_async(net: Testnet, *, limit: float = 60.0) -> dict[str, An
                 return {"leader": leader, "height": max(i["height"] for i in infos.values() if i)}
             await trio.sleep(POLL)  # polling a remote condition, with a deadline
     raise P2pmktError(f"testnet not ready after {limit:.0f} s: {why}; see `p2pmkt testnet logs NODE`")
+
+
+def exited_before_ready(net: Testnet, lines: int = 5) -> None:
+    """Raise if a node of ``net`` is not running (its process exited, e.g. on a config or
+    rules error), with the end of its log: waiting out the timeout would not tell why.
+
+    Raises:
+        P2pmktError: reason ``node_exited``.
+    """
+    running = running_pids(net)
+    gone = [e for e in net.nodes if e.name not in running]
+    if not gone:
+        return
+    parts = []
+    for e in gone:
+        try:
+            tail = e.log_file.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            tail = ["(no log)"]
+        parts.append(f"{e.name} is not running; the end of its log ({e.log_file}):\n"
+                     + "\n".join(f"  {line}" for line in tail))
+    dir_flag = "" if net.root == DEFAULT_DIR.resolve() else f" --dir {net.root}"
+    raise P2pmktError("\n".join(parts) + f"\nthe other nodes still run: `p2pmkt testnet down{dir_flag}` "
+                      "stops them", reason="node_exited")
 
 
 def wait_ready(net: Testnet, *, timeout: float = 60.0) -> dict[str, Any]:

@@ -107,9 +107,10 @@ class Refusal:
     in_block: bool
     later: tuple[int, ...] = ()
 
-    def describe(self, source: str = "-") -> list[str]:
+    def describe(self, source: str = "-", *, csv: bool = False) -> list[str]:
         """The report, one message per element, without the input's name; ``source`` (the
-        input's path, ``-`` for standard input) only appears in the advice to resume."""
+        input's path, ``-`` for standard input) only appears in the advice to resume, which
+        keeps a CSV input's header line (``csv``)."""
         where = "in its block" if self.in_block else "at submission"
         head = f"line {self.line:,}" if self.line is not None else line_span(self.lines)
         out = [f"{head}: refused by the node {where} ({self.reason}): {self.message}"]
@@ -117,15 +118,23 @@ class Refusal:
         if self.later:
             lost += f", nor were those sent after it ({line_span(self.later)})"
         first = min(self.lines)
-        if first == 1:
-            lost += "; nothing of the input is on the chain: fix it and ingest it again"
+        # A refusal of the signer (role, membership) is no fault of the input.
+        key = self.reason in KEY_REASONS
+        fix = "use a key that holds the terminal role" if key else "fix the input"
+        if first <= 1 + csv:
+            lost += f"; nothing of the input is on the chain: {fix if key else 'fix it'} and ingest it again"
         else:
-            how = (f" (e.g. `tail -n +{first} {source} | p2pmkt visits ingest - …`)"
-                   if source != "-" else "")
-            lost += (f"; nothing from line {first:,} on is on the chain: fix the input and "
+            rest = (f"(head -n 1 {source}; tail -n +{first} {source})" if csv
+                    else f"tail -n +{first} {source}")
+            how = f" (e.g. `{rest} | p2pmkt visits ingest - …`)" if source != "-" else ""
+            lost += (f"; nothing from line {first:,} on is on the chain: {fix} and "
                      f"ingest it again from line {first:,}{how}")
         out.append(lost)
         return out
+
+
+KEY_REASONS = frozenset({"not_member", "missing_role", "wrong_merchant", "bad_signature"})
+"""Refusal reasons that are about the signing key, not the visits."""
 
 
 class IngestTracker:

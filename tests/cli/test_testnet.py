@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,4 +171,24 @@ def test_demo_needs_a_running_testnet_and_up_demo_leaves_it_running(testnet_dir:
     lines = re.findall(r"^height (\d+) visits submitted (\d+) .* acme:.*/v(\d+)$", done.stdout, re.M)
     assert lines and int(lines[-1][1]) > 0 and int(lines[-1][2]) >= 1, done.stdout
     assert len(node_processes(root)) == N
+
+    # What `contract new`'s README tells a merchant engineer: deploy through a testnet node
+    # (there was no --node), signed with that node's key (node2 is acme's merchant-ops).
+    done = run_cli("contract", "deploy", "builtin:page_views", "--node", "node2", "--dir", root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.match(r"contract\.deploy [0-9a-f]{64}: committed at height \d+; code hash ", done.stdout), done.stdout
+    assert run_cli("testnet", "down", "--dir", root).returncode == 0
+
+
+def test_up_reports_a_node_that_exited_instead_of_waiting_out_the_timeout(testnet_dir: Path) -> None:
+    root = testnet_dir
+    (root / "node2" / "rules-acme.toml").write_text('merchant = "acme"\n[[rule]]\nindicator = "Bad Name"\n')
+    started = time.monotonic()
+    done = run_cli("testnet", "up", "--dir", root, "--timeout", 120, timeout=150)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error (node_exited): node2 is not running; the end of its log"), done.stderr
+    assert "rules-acme.toml line 3: " in done.stderr  # the node's own reason, in its log
+    assert f"`p2pmkt testnet down --dir {root}` stops them" in done.stderr
+    assert took < 60, took  # not the 120-s timeout
     assert run_cli("testnet", "down", "--dir", root).returncode == 0

@@ -54,7 +54,22 @@ def test_an_earlier_rejection_in_a_block_outranks_a_later_refusal_at_submission(
     t.refused_at_submission("unknown_merchant", "visit.pack: visit 0: …", (2,))
     refusal = t.rejected_in_block("missing_role", "sender may not send visit.pack")
     assert (refusal.lines, refusal.line, refusal.later) == ((1,), None, (2,))
-    assert refusal.describe()[1].endswith("nothing of the input is on the chain: fix it and ingest it again")
+    # The key lacks the role: nothing is wrong with the input.
+    assert refusal.describe()[1].endswith(
+        "nothing of the input is on the chain: use a key that holds the terminal role and ingest it again")
+
+
+def test_the_advice_to_resume_keeps_a_csv_header() -> None:
+    t = IngestTracker()
+    t.sent(b"a", (2, 3))
+    t.committed(2)
+    refusal = t.refused_at_submission("unknown_merchant", UNKNOWN, (4, 5, 6))
+    advice = refusal.describe("visits.csv", csv=True)[1]
+    assert "(e.g. `(head -n 1 visits.csv; tail -n +4 visits.csv) | p2pmkt visits ingest - …`)" in advice
+    # Refused from the first data line on: all of it again, header and all.
+    first = IngestTracker().refused_at_submission("unknown_merchant", UNKNOWN, (2, 3, 4))
+    assert first.describe("visits.csv", csv=True)[1].endswith(
+        "nothing of the input is on the chain: fix it and ingest it again")
 
 
 def test_exit_outcomes() -> None:
