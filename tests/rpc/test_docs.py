@@ -130,7 +130,7 @@ NOT_SENT_TO_CLIENTS = {
     # Client side, command-line tools and tests.
     "rpc_error": "client", "network": "client", "dial_failed": "client",
     "stream_closed": "client", "protocol_refused": "client", "bad_rules": "agent rules file",
-    "bad_line": "ingest input", "bad_header": "ingest input", "bad_import": "test builders", "invalid_code": "test builders",
+    "bad_line": "ingest input", "bad_header": "ingest input", "node_exited": "testnet CLI", "bad_import": "test builders", "invalid_code": "test builders",
     # Not an error: a metrics label (mempool expiry), and the reasons of an `end` event (§6).
     "expired": "metrics", "closed": "end event; storage", "failed": "end event",
 }
