@@ -11,6 +11,7 @@ blocks (``chain.block``'s ``applied_at``), for the blocks it applied since it st
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import trio
@@ -38,6 +39,10 @@ async def _cycle(args: argparse.Namespace) -> int:
 
         merchants = args.merchant
         for m in merchants:
+            if await c.market_info(m) is None:
+                print(f"merchant {m!r} has no marketing information (an unknown merchant, or none "
+                      "set yet): no update cycle to measure", file=sys.stderr)
+                return 1
             history = await c.market_history(m, limit=min(args.limit, 500))
             reports = {(r["indicator"], r["n"]): r for r in await _all_reports(c, m, args.limit * 4)}
             for info in history:

@@ -141,7 +141,11 @@ def configure_payload(args: argparse.Namespace) -> dict[str, Any]:
     try:
         IndicatorSpec.from_wire(payload)
     except InvalidTransaction as exc:
-        raise ConfigError(str(exc)) from exc
+        # The chain's words are the payload's; say them in this command's options.
+        message = str(exc)
+        for field, option in (("every_visits", "--every-visits"), ("every_ms", "--every-ms")):
+            message = message.replace(field, option)
+        raise ConfigError(message) from exc
     return payload
 
 

@@ -81,7 +81,7 @@ def test_mistakes_are_refused_before_signing(dev_chain: DevChain, tmp_path: Path
     cases = [
         (("--code", "builtin:nope", "--every-visits", 5), "error: --code: no built-in indicator 'nope'"),
         (("--code", "/nonexistent.wasm", "--every-visits", 5), "error: --code /nonexistent.wasm: not a code hash"),
-        (("--code", "builtin:page_views"), "error: condition needs every_visits or every_ms (or both) above 0"),
+        (("--code", "builtin:page_views"), "error: condition needs --every-visits or --every-ms (or both) above 0"),
         (("--code", "builtin:page_views", "--every-ms", 10, "--param", "min"), "error: --param 'min': write NAME=INTEGER"),
         (("--code", "builtin:page_views", "--every-ms", 10, "--target", "views>1"), "error: --target 'views>1': write VALUE>=X"),
     ]
