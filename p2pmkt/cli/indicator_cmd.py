@@ -54,19 +54,17 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     target(conf)
     conf.set_defaults(func=_configure)
 
-    rm = cmd(isub, "remove", "Stop an indicator (its past reports stay on chain).",
-             "p2pmkt indicator remove acme big-orders --node node2")
-    rm.add_argument("merchant")
-    rm.add_argument("name")
-    target(rm)
-    rm.set_defaults(func=_remove)
-
-    show = cmd(isub, "show", "Print an indicator's configuration (exit 1 if it has none).",
-               "p2pmkt indicator show acme conversion --node node1")
-    show.add_argument("merchant")
-    show.add_argument("name")
-    target(show)
-    show.set_defaults(func=_show)
+    for action, help_text, example, func in (
+        ("remove", "Stop an indicator (its past reports stay on chain).",
+         "p2pmkt indicator remove acme big-orders --node node2", _remove),
+        ("show", "Print an indicator's configuration (exit 1 if it has none).",
+         "p2pmkt indicator show acme conversion --node node1", _show),
+    ):
+        p = cmd(isub, action, help_text, example)
+        p.add_argument("merchant")
+        p.add_argument("name")
+        target(p)
+        p.set_defaults(func=func)
 
 
 def code_hash(text: str) -> bytes:

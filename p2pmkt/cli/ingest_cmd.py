@@ -452,19 +452,9 @@ class _Run:
 
 async def _tx_status(client: Any, txid: bytes) -> Any:
     """``client.tx(txid)``, waiting out the node's rate limit."""
-    import trio
+    from p2pmkt.client.client import while_busy
 
-    from p2pmkt.rpc.protocol import ErrorCode, RpcError
-
-    delay = 0.02
-    while True:
-        try:
-            return await client.tx(txid)
-        except RpcError as exc:
-            if exc.code not in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
-                raise
-        await trio.sleep(delay)  # back-pressure from the node's per-peer rate limit
-        delay = min(delay * 2, 0.5)
+    return await while_busy(lambda: client.tx(txid))
 
 
 def _progress() -> Any:

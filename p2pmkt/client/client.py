@@ -19,9 +19,9 @@ says so.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -41,6 +41,24 @@ if TYPE_CHECKING:
     from p2pmkt.client.sync import SyncClient
 
 CLIENT_NET_CONFIG = NetConfig(listen=(), gossip=None, discovery=False, dial_timeout=5.0)
+
+
+_T = TypeVar("_T")
+
+
+async def while_busy(call: Callable[[], Awaitable[_T]]) -> _T:
+    """``await call()``, again while the node answers ``BUSY`` or ``RATE_LIMITED`` (its
+    back-pressure: the pool drains at the next block, the rate limit refills), backing off
+    from 20 ms to 0.5 s. Any other error is raised; the caller bounds the wait."""
+    delay = 0.02
+    while True:
+        try:
+            return await call()
+        except RpcError as exc:
+            if exc.code not in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
+                raise
+        await trio.sleep(delay)  # back-pressure, see the docstring
+        delay = min(delay * 2, 0.5)
 
 
 class Client:
@@ -180,16 +198,8 @@ class Client:
         return nonce
 
     async def _submit_patiently(self, stx: SignedTransaction, patience: float) -> bytes:
-        delay = 0.02
         with trio.fail_after(patience):
-            while True:
-                try:
-                    return await self.submit_tx(stx)
-                except RpcError as exc:
-                    if exc.code not in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
-                        raise
-                await trio.sleep(delay)  # back-pressure: the pool drains at the next block
-                delay = min(delay * 2, 0.5)
+            return await while_busy(lambda: self.submit_tx(stx))
 
     async def tx(self, txid: bytes) -> TxStatus | None:
         """Status of a transaction; None if the node does not know it."""
