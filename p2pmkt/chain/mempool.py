@@ -22,7 +22,10 @@ to the block builder in an order that applies cleanly:
   :class:`MempoolFull` (back-pressure: the client retries after the next block); nothing
   admitted is ever dropped silently. Duplicates (same txid) are reported, not re-added.
 * **Eviction.** After a block, :meth:`Mempool.on_block` removes its transactions and every
-  pending tx whose nonce the sender's account has passed (replaced or stale). :meth:`expire`
+  pending tx whose nonce the sender's account has passed (replaced or stale); for a sender
+  the block rejected a transaction of, :meth:`drop_past` removes every pending tx past its
+  account nonce (they could only commit behind a re-signed gap, duplicating what the sender
+  re-sends). :meth:`expire`
   drops *parked* transactions (behind a missing nonce) older than ``ttl`` (``now`` is passed
   in; the pool has no clock), with the same sender's later nonces. Ready ones are never
   expired: they apply as soon as blocks are made again, and their senders were told they
@@ -241,6 +244,28 @@ class Mempool:
             slot.advance()
             self._forget_if_empty(address)
         return before - len(self._by_id)
+
+    def drop_past(self, address: Address, account_nonce: int) -> int:
+        """Drop ``address``'s pending transactions past ``account_nonce``; returns how many.
+
+        For a sender a committed block rejected a transaction of at its account nonce (call
+        it after :meth:`on_block`): its nonce did not advance, so its pending transactions
+        past it could only ever commit behind one the sender has not signed yet, and a client
+        re-signing from the account nonce (as PROTOCOL.md says to) would then commit its own
+        work twice. Every node applies the same block and drops the same ones, so "nothing
+        from the rejected one on is on the chain" stays true. A pending one *at* the account
+        nonce is kept: only the sender's own re-signature of the gap can be there."""
+        slot = self._senders.get(address)
+        if slot is None:
+            return 0
+        past = [n for n in slot.pending if n > account_nonce]
+        for nonce in past:
+            self._drop(address, nonce)
+        slot.base = account_nonce
+        slot.next = account_nonce
+        slot.advance()
+        self._forget_if_empty(address)
+        return len(past)
 
     def expire(self, now: float) -> int:
         """Drop parked transactions (behind a missing nonce) queued more than ``ttl`` seconds

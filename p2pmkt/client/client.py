@@ -159,8 +159,9 @@ class Client:
         once per batch of at most ``per_tx`` visits, as ``p2pmkt visits ingest`` does
         (:func:`p2pmkt.ingest.refused_line`). Taken is not committed: a transaction queued
         behind this key's pending ones is checked in full only in its block, where it can
-        still be rejected (``tx``/``wait_tx_committed`` say so), and a rejected one leaves a
-        nonce gap that the later ones cannot commit past.
+        still be rejected (``tx``/``wait_tx_committed`` say so). A rejected one does not use its
+        nonce and the nodes then drop this key's later pending ones: re-send everything from
+        the rejected one on, from a new client (this one keeps counting past them).
 
         Raises:
             ValueError: a visit that ``pack_visits`` refuses (not 8 fields, unknown method/op).

@@ -11,7 +11,9 @@ exit codes). It does no I/O and reads no clock.
 A terminal's transactions are taken in nonce order, and the shell sends its batches in input
 order, so **what is committed is always a prefix of the input**: every visit up to some line,
 none after it. A transaction the chain rejects inside its block does not use up its nonce, so
-the terminal's later transactions cannot commit after it; they are not committed either. The
+the terminal's later transactions cannot commit after it; they are not committed either, and
+the nodes drop those still pending when they apply that block, so re-ingesting from the
+rejected line commits nothing twice (``Mempool.drop_past``). The
 tracker therefore keeps the sent transactions in a queue, and the shell reports outcomes from
 the front: :meth:`IngestTracker.committed` (the first ``n`` are in blocks) and
 :meth:`IngestTracker.rejected_in_block` (the first one was rejected). A refusal at submission

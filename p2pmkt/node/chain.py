@@ -273,7 +273,7 @@ class ChainService:
             result = apply_block(snap, block, genesis=self.genesis, runtime=self.runtime)
         self.store.commit_block(block, result.batch, result.receipts, result.state_root)
         head = read_head(result.batch)
-        self.mempool.on_block(block.txs, self._nonce_of)
+        self._evict(block, result)
         self._note_applied(block.height)
         elapsed = time.perf_counter() - started
         self._observe(result, head, elapsed)
@@ -310,6 +310,28 @@ class ChainService:
 
     def _nonce_of(self, address: Address) -> int:
         return account_nonce(self.store, address)
+
+    def _evict(self, block: Block, result: BlockResult) -> None:
+        """Tell the pool what ``block`` committed: its transactions leave, and so do the
+        pending ones of a sender it rejected one of at (or past) that sender's account nonce
+        (:meth:`Mempool.drop_past`; counted as ``behind_rejected`` and logged)."""
+        self.mempool.on_block(block.txs, self._nonce_of)
+        broken: dict[Address, int] = {}
+        for stx, receipt in zip(block.txs, result.receipts):
+            if receipt.status == "rejected" and stx.tx.sender not in broken:
+                nonce = self._nonce_of(stx.tx.sender)
+                if stx.tx.nonce >= nonce:
+                    broken[stx.tx.sender] = nonce
+        for address, nonce in broken.items():
+            gone = self.mempool.drop_past(address, nonce)
+            if gone:
+                self.metrics.rejected.labels(reason="behind_rejected", where="mempool").inc(gone)
+                log.warning(kv("mempool_dropped_behind_rejected", sender=address.hex(), txs=gone,
+                               nonce=nonce, height=block.height,
+                               why="a transaction of this sender was rejected in the block; "
+                                   "re-sign from account.get nonce"))
+        if broken:
+            self.metrics.mempool.set(len(self.mempool))
 
     def _observe(self, result: BlockResult, head: Head, elapsed: float) -> None:
         m = self.metrics

@@ -215,3 +215,26 @@ def test_the_run_end_it_keeps_is_the_one_it_would_count(ops: list[tuple[object, 
             while n in slot.pending:
                 n += 1
             assert mp.pending_nonce(address, chain_nonce[address]) == n
+
+
+def test_drop_past_removes_what_only_a_resigned_gap_could_commit_and_keeps_the_gap_itself() -> None:
+    """After a block rejected nonce 1 of the terminal (its account nonce stays 1), its pending
+    2 and 3 could only commit behind a nonce 1 it has not signed yet: they go. Other senders
+    are untouched, and so is a pending nonce 1 (only the sender's re-signature of the gap)."""
+    terminal = dev_key("terminal").address
+    mp = pool()
+    for n in (2, 3):
+        mp.add(tx("terminal", n), account_nonce=1, now=0)
+    mp.add(tx("acme-ops", 0), account_nonce=0, now=0)
+    assert mp.drop_past(terminal, 1) == 2
+    assert mp.pending_nonce(terminal, 1) == 1
+    assert [t.sender for t in mp.select(10, 10**9)] == [dev_key("acme-ops").address]
+    assert mp.drop_past(dev_key("platform").address, 0) == 0  # a sender with nothing pending
+
+    resigned = tx("terminal", 1, n=2)
+    for t in (resigned, tx("terminal", 2, n=2), tx("terminal", 3, n=2)):
+        mp.add(t, account_nonce=1, now=1)
+    assert mp.drop_past(terminal, 1) == 2
+    assert resigned.txid in mp and mp.pending_nonce(terminal, 1) == 2
+    assert [t.tx.nonce for t in mp.select(10, 10**9) if t.sender == terminal] == [1]
+    assert mp.statistics().txs == 2

@@ -210,6 +210,41 @@ def test_a_transaction_parked_behind_a_missing_nonce_expires_counted_and_the_rea
     chain.close()
 
 
+def test_a_rejection_in_a_block_drops_the_senders_later_pending_txs_so_resending_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    """The ingest's case: nonce 1 (a merchant not on the chain) passes the door queued behind
+    nonce 0 and is rejected in its block; nonce 2 arrived after that block was built. Its
+    sender re-signs from the account nonce, as PROTOCOL.md says: the fixed nonce 1 and the
+    same visits as nonce 2, batched anew. Kept, the old nonce 2 would commit right behind the
+    re-signed nonce 1: those visits twice."""
+    chain = _open(tmp_path / "a")
+    terminal = dev_key("terminal")
+    bad = _visits(2, 0, T0 + 10)
+    bad[1][3] = "nosuch"
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(2, 0, T0)}).encode())
+    chain.submit(make_tx(terminal, CHAIN, 1, "visit.batch", {"visits": bad}).encode())
+    block = chain.build_block(dev_key("validator"), T0 + 1000)
+    assert block is not None
+    later = make_tx(terminal, CHAIN, 2, "visit.batch", {"visits": _visits(2, 0, T0 + 20)})
+    chain.submit(later.encode())  # queued behind 0 and 1, which are not committed yet
+    receipts = chain.apply(block).result.receipts
+    assert [(r.status, r.reason) for r in receipts] == [("ok", ""), ("rejected", "unknown_merchant")]
+    assert later.txid not in chain.mempool and len(chain.mempool) == 0
+    assert chain.pending_nonce(terminal.address) == 1
+    assert chain.metrics.rejected.labels(reason="behind_rejected", where="mempool")._value.get() == 1
+
+    # Re-sent from the rejected one on, batched anew: the fixed visits and nonce 2's in one.
+    resent = make_tx(terminal, CHAIN, 1, "visit.batch",
+                     {"visits": _visits(2, 0, T0 + 10) + _visits(2, 0, T0 + 20)})
+    chain.submit(resent.encode())
+    block = chain.build_block(dev_key("validator"), T0 + 2000)
+    assert block is not None and [t.txid for t in block.txs] == [resent.txid]
+    assert [r.status for r in chain.apply(block).result.receipts] == ["ok"]
+    assert chain.pending_nonce(terminal.address) == 2 and len(chain.mempool) == 0
+    chain.close()
+
+
 async def test_a_node_remembers_when_it_applied_each_block_and_answers_it(tmp_path: Path) -> None:
     """Node-local wall time (``chain.block``'s ``applied_at``), never part of the chain."""
     from p2pmkt.node.api import ChainApi, EventHub
