@@ -12,7 +12,10 @@ it should be compared with, in the same run.
                 core; the network's apply bound (cores / (4 nodes x one node's cost to
                 decode, verify, apply and commit a transaction of the load), with the best
                 rate's fraction of it; and the same over the machine's raw pipeline (issue 2's
-                bound); see ``bound_network_apply``.
+                bound); see ``bound_network_apply``. Each load also reports what it cost:
+                the nodes' CPU per committed transaction (from /proc), the clients', how
+                many cores were busy, and the rate the nodes' cost allows on these cores
+                (``node_cpu_bound_tx_per_s``); see ``cpu_figures``.
     latency     commit latency p50/p99 (submit → a node reports the block) at about half the
                 throughput measured in the same run, over the whole run and at steady state
                 (without the first 2 s, while the clients connect); then the same for
@@ -209,6 +212,8 @@ async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_p
           for txs in batches]
     h0 = int(await wait_height(cluster.addr(names[0]), 0))
     tracker.height = h0
+    cpu0 = {n: cluster.cpu_seconds(n) for n in cluster.names}
+    own0 = time.process_time()
     t_start = time.monotonic()
     async with trio.open_nursery() as nursery:
         # The tracker (a client following committed blocks, fetching each) reads from a
@@ -223,6 +228,8 @@ async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_p
             inner.cancel_scope.deadline = trio.current_time() + seconds
         nursery.cancel_scope.cancel()
     t_end = time.monotonic()
+    node_cpu = sum(cluster.cpu_seconds(n) - cpu0[n] for n in cluster.names)
+    own_cpu = time.process_time() - own0
     ours = {t.txid for b in batches for t in b}
     times = sorted(tracker.committed[t][1] for t in ours if t in tracker.committed)
     n = len(times)
@@ -244,6 +251,22 @@ async def offered_load(cluster: Cluster, *, senders: int, per_key: int, visits_p
         "steady_latency_p99_ms": round(pct(steady, 0.99) * 1000, 1),
         "offered_rate": rate, "to_leader": to_leader, "presign_s": round(sign_s, 2), "errors": summary_errors(ss),
         "blocks": len(tracker.blocks), "batch": batch, "window": window,
+        **cpu_figures(node_cpu, own_cpu, n, t_end - t_start),
+    }
+
+
+def cpu_figures(node_cpu: float, own_cpu: float, committed: int, wall: float) -> dict[str, Any]:
+    """What the run cost in CPU, per committed transaction: the 4 nodes' processes together,
+    and this process (the clients and the tracker); and the most the nodes could commit at that
+    cost with every core to themselves (``cores / node CPU per transaction``), the ceiling of
+    this code at this load however the clients behave."""
+    cores = os.cpu_count() or 1
+    per_tx = node_cpu / committed if committed else float("nan")
+    return {
+        "node_cpu_us_per_tx": round(per_tx * 1e6, 1),
+        "client_cpu_us_per_tx": round(own_cpu / committed * 1e6, 1) if committed else None,
+        "cores_busy": round((node_cpu + own_cpu) / wall, 2) if wall > 0 else None,
+        "node_cpu_bound_tx_per_s": round(cores / per_tx) if committed else None,
     }
 
 

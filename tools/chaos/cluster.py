@@ -99,6 +99,13 @@ def guard_signals() -> None:
     atexit.register(close_all)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used so far: user + system, from /proc (Linux)."""
+    # Fields 14 and 15 of /proc/PID/stat, counted after the command's closing parenthesis
+    # (the command itself may hold spaces or parentheses).
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 @dataclass(eq=False)
 class Cluster:
     """A testnet directory plus the node processes this object started."""
@@ -309,6 +316,13 @@ class Cluster:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
         raise RuntimeError(f"no {field} for pid {pid}")
+
+    def cpu_seconds(self, name: str) -> float:
+        """CPU time the node's process has used so far (user + system, from /proc)."""
+        pid = self.pid(name)
+        if pid is None:
+            raise RuntimeError(f"{name} is not running")
+        return process_cpu_seconds(pid)
 
     def close(self) -> None:
         if self in _LIVE:
