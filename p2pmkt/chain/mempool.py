@@ -24,8 +24,8 @@ to the block builder in an order that applies cleanly:
 * **Eviction.** After a block, :meth:`Mempool.on_block` removes its transactions and every
   pending tx whose nonce the sender's account has passed (replaced or stale); for a sender
   the block rejected a transaction of, :meth:`drop_past` removes every pending tx past its
-  account nonce (they could only commit behind a re-signed gap, duplicating what the sender
-  re-sends). :meth:`expire`
+  account nonce and refuses later ones until the sender re-signs that nonce (they could
+  only commit behind a re-signed gap, duplicating what the sender re-sends). :meth:`expire`
   drops *parked* transactions (behind a missing nonce) older than ``ttl`` (``now`` is passed
   in; the pool has no clock), with the same sender's later nonces. Ready ones are never
   expired: they apply as soon as blocks are made again, and their senders were told they
@@ -110,6 +110,9 @@ class Mempool:
         self._by_id: dict[Hash32, _Entry] = {}
         self._bytes = 0
         self._arrivals = 0
+        # Senders whose sequence a block cut (drop_past): the account nonce it stopped at, and
+        # why, until the sender re-signs that nonce or its account moves past it.
+        self._cut: dict[Address, tuple[int, str]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -132,7 +135,9 @@ class Mempool:
 
         Raises:
             NonceError: the nonce is used (``nonce_used``), too far ahead (``nonce_ahead``),
-                or another transaction with it is already queued (``nonce_pending``).
+                another transaction with it is already queued (``nonce_pending``), or it
+                follows a nonce a block rejected and the sender has not re-signed that one yet
+                (``behind_rejected``, see :meth:`drop_past`).
             InvalidTransaction: larger than the chain's ``max_tx_bytes``.
             MempoolFull: the pool is at its transaction or byte limit; retry later.
         """
@@ -145,6 +150,15 @@ class Mempool:
                 f"transaction is {size} bytes; this chain accepts at most {self.max_tx_bytes}",
                 reason="tx_too_large",
             )
+        cut = self._cut.get(sender)
+        if cut is not None:
+            if account_nonce != cut[0]:
+                del self._cut[sender]  # the account moved on: the gap was filled
+            elif nonce > cut[0]:
+                raise NonceError(
+                    f"nonce {nonce} follows nonce {cut[0]}, which {cut[1]}; nothing of this "
+                    f"sender from nonce {cut[0]} on is pooled or will commit: sign again from "
+                    f"nonce {cut[0]}", reason="behind_rejected")
         slot = self._senders.get(sender)
         base = max(account_nonce, slot.base if slot else account_nonce)
         if nonce < base:
@@ -181,6 +195,8 @@ class Mempool:
             slot.advance()
         self._by_id[stx.txid] = entry
         self._bytes += size
+        if cut is not None and nonce == cut[0]:
+            self._cut.pop(sender, None)  # the sender's re-signature of the gap: its sequence resumes
         return True
 
     def select(self, max_txs: int, max_bytes: int) -> list[SignedTransaction]:
@@ -245,16 +261,26 @@ class Mempool:
             self._forget_if_empty(address)
         return before - len(self._by_id)
 
-    def drop_past(self, address: Address, account_nonce: int) -> int:
-        """Drop ``address``'s pending transactions past ``account_nonce``; returns how many.
+    def drop_past(self, address: Address, account_nonce: int, why: str = "a block rejected") -> int:
+        """Drop ``address``'s pending transactions past ``account_nonce``, and refuse its
+        later ones (``behind_rejected``) until it re-signs that nonce; returns how many left.
 
         For a sender a committed block rejected a transaction of at its account nonce (call
-        it after :meth:`on_block`): its nonce did not advance, so its pending transactions
-        past it could only ever commit behind one the sender has not signed yet, and a client
-        re-signing from the account nonce (as PROTOCOL.md says to) would then commit its own
-        work twice. Every node applies the same block and drops the same ones, so "nothing
-        from the rejected one on is on the chain" stays true. A pending one *at* the account
-        nonce is kept: only the sender's own re-signature of the gap can be there."""
+        it after :meth:`on_block`; ``why`` completes "nonce N, which …" in the refusal): its
+        nonce did not advance, so its transactions past it could only ever commit behind one
+        the sender has not signed yet, and a client re-signing from the account nonce (as
+        PROTOCOL.md says to) would then commit its own work twice. Every node applies the
+        same block and drops the same ones, so "nothing from the rejected one on is on the
+        chain" stays true; and the ones still on their way (sent before the sender could
+        know) are refused as they arrive, with the nonce to sign again from. A transaction
+        at the account nonce is the sender's re-signature of the gap: kept if pending, taken
+        if new, and from then on the sender's transactions are taken as before (also once
+        its account moves past that nonce). At most ``max_txs`` senders are remembered so
+        (the oldest forgotten first)."""
+        self._cut.pop(address, None)
+        self._cut[address] = (account_nonce, why)
+        if len(self._cut) > self.max_txs:
+            del self._cut[next(iter(self._cut))]
         slot = self._senders.get(address)
         if slot is None:
             return 0

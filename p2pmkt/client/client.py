@@ -160,8 +160,9 @@ class Client:
         (:func:`p2pmkt.ingest.refused_line`). Taken is not committed: a transaction queued
         behind this key's pending ones is checked in full only in its block, where it can
         still be rejected (``tx``/``wait_tx_committed`` say so). A rejected one does not use its
-        nonce and the nodes then drop this key's later pending ones: re-send everything from
-        the rejected one on, from a new client (this one keeps counting past them).
+        nonce and the nodes then drop this key's later pending ones and refuse its next ones
+        (``BAD_NONCE``, reason ``behind_rejected``, raised here): re-send everything from the
+        rejected one on, from a new client (this one keeps counting past them).
 
         Raises:
             ValueError: a visit that ``pack_visits`` refuses (not 8 fields, unknown method/op).
@@ -184,7 +185,11 @@ class Client:
                     txids.append(await self._submit_patiently(stx, patience))
                 except RpcError as exc:
                     self._nonces.pop(key.address, None)  # ask the node again next time
-                    if exc.code == ErrorCode.BAD_NONCE and attempt == 1:
+                    # A nonce another submitter used is asked for again; one behind a
+                    # rejected transaction is not: re-signing that gap with this batch would
+                    # skip the batches between (the caller must re-send from the rejected one).
+                    if (exc.code == ErrorCode.BAD_NONCE and attempt == 1
+                            and exc.error_reason != "behind_rejected"):
                         continue
                     raise
                 self._nonces[key.address] = nonce + 1

@@ -313,17 +313,21 @@ class ChainService:
 
     def _evict(self, block: Block, result: BlockResult) -> None:
         """Tell the pool what ``block`` committed: its transactions leave, and so do the
-        pending ones of a sender it rejected one of at (or past) that sender's account nonce
+        pending ones of a sender it rejected one of at (or past) that sender's account nonce,
+        whose later ones are then refused until it re-signs that nonce
         (:meth:`Mempool.drop_past`; counted as ``behind_rejected`` and logged)."""
         self.mempool.on_block(block.txs, self._nonce_of)
-        broken: dict[Address, int] = {}
+        broken: dict[Address, tuple[int, str]] = {}
         for stx, receipt in zip(block.txs, result.receipts):
             if receipt.status == "rejected" and stx.tx.sender not in broken:
                 nonce = self._nonce_of(stx.tx.sender)
                 if stx.tx.nonce >= nonce:
-                    broken[stx.tx.sender] = nonce
-        for address, nonce in broken.items():
-            gone = self.mempool.drop_past(address, nonce)
+                    # The receipt's own message stays with tx.get: quoted here, its "visit K"
+                    # would read as naming a visit of the refused transaction.
+                    broken[stx.tx.sender] = (nonce, f"block {block.height} rejected ({receipt.reason}; "
+                                                    f"tx.get {bytes(stx.txid).hex()} says why)")
+        for address, (nonce, why) in broken.items():
+            gone = self.mempool.drop_past(address, nonce, why)
             if gone:
                 self.metrics.rejected.labels(reason="behind_rejected", where="mempool").inc(gone)
                 log.warning(kv("mempool_dropped_behind_rejected", sender=address.hex(), txs=gone,

@@ -238,3 +238,29 @@ def test_drop_past_removes_what_only_a_resigned_gap_could_commit_and_keeps_the_g
     assert resigned.txid in mp and mp.pending_nonce(terminal, 1) == 2
     assert [t.tx.nonce for t in mp.select(10, 10**9) if t.sender == terminal] == [1]
     assert mp.statistics().txs == 2
+
+
+def test_after_drop_past_later_nonces_are_refused_until_the_gap_is_resigned() -> None:
+    """The ones still on their way when the block came (sent before the sender could know)
+    are refused with the nonce to sign again from; the re-signed gap reopens the sequence."""
+    terminal = dev_key("terminal").address
+    mp = pool()
+    mp.drop_past(terminal, 1, "block 7 rejected (unknown_merchant): …")
+    with pytest.raises(NonceError, match="follows nonce 1, which block 7 rejected") as err:
+        mp.add(tx("terminal", 2), account_nonce=1, now=0)
+    assert err.value.reason == "behind_rejected"
+    mp.add(tx("acme-ops", 0), account_nonce=0, now=0)  # other senders are untouched
+    assert mp.add(tx("terminal", 1, n=2), account_nonce=1, now=1)  # the re-signed gap
+    assert mp.add(tx("terminal", 2, n=2), account_nonce=1, now=1)  # and what follows it
+    assert [t.tx.nonce for t in mp.select(10, 10**9) if t.sender == terminal] == [1, 2]
+
+
+def test_a_cut_is_forgotten_once_the_account_moves_past_it() -> None:
+    """Another node's pool may have taken the re-signed gap: once it commits, this node's
+    account nonce is past the cut and the sender's transactions are taken again."""
+    terminal = dev_key("terminal").address
+    mp = pool()
+    mp.drop_past(terminal, 1)
+    with pytest.raises(NonceError):
+        mp.add(tx("terminal", 3), account_nonce=1, now=0)
+    assert mp.add(tx("terminal", 3), account_nonce=2, now=1)

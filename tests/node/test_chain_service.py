@@ -217,7 +217,8 @@ def test_a_rejection_in_a_block_drops_the_senders_later_pending_txs_so_resending
     nonce 0 and is rejected in its block; nonce 2 arrived after that block was built. Its
     sender re-signs from the account nonce, as PROTOCOL.md says: the fixed nonce 1 and the
     same visits as nonce 2, batched anew. Kept, the old nonce 2 would commit right behind the
-    re-signed nonce 1: those visits twice."""
+    re-signed nonce 1: those visits twice. Nonce 3, sent before the terminal could know, is
+    refused rather than parked behind the gap."""
     chain = _open(tmp_path / "a")
     terminal = dev_key("terminal")
     bad = _visits(2, 0, T0 + 10)
@@ -233,6 +234,11 @@ def test_a_rejection_in_a_block_drops_the_senders_later_pending_txs_so_resending
     assert later.txid not in chain.mempool and len(chain.mempool) == 0
     assert chain.pending_nonce(terminal.address) == 1
     assert chain.metrics.rejected.labels(reason="behind_rejected", where="mempool")._value.get() == 1
+    # Still on its way when the block came: refused, naming the nonce to sign again from.
+    with pytest.raises(NonceError, match=r"follows nonce 1, which block 1 rejected \(unknown_merchant; tx.get [0-9a-f]{64} says why\)") as err:
+        chain.submit(make_tx(terminal, CHAIN, 3, "visit.batch", {"visits": _visits(2, 0, T0 + 30)}).encode())
+    assert err.value.reason == "behind_rejected"
+    assert chain.metrics.rejected.labels(reason="behind_rejected", where="rpc")._value.get() == 1
 
     # Re-sent from the rejected one on, batched anew: the fixed visits and nonce 2's in one.
     resent = make_tx(terminal, CHAIN, 1, "visit.batch",

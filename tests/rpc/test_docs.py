@@ -131,9 +131,8 @@ NOT_SENT_TO_CLIENTS = {
     "rpc_error": "client", "network": "client", "dial_failed": "client",
     "stream_closed": "client", "protocol_refused": "client", "bad_rules": "agent rules file",
     "bad_line": "ingest input", "bad_header": "ingest input", "node_exited": "testnet CLI", "bad_import": "test builders", "invalid_code": "test builders",
-    # Not an error: metrics labels (mempool expiry, and pending transactions dropped behind
-    # one their block rejected), and the reasons of an `end` event (§6).
-    "expired": "metrics", "behind_rejected": "metrics", "closed": "end event; storage", "failed": "end event",
+    # Not an error: a metrics label (mempool expiry), and the reasons of an `end` event (§6).
+    "expired": "metrics", "closed": "end event; storage", "failed": "end event",
 }
 
 
