@@ -122,6 +122,7 @@ class Cluster:
     _tmp: tempfile.TemporaryDirectory[str] | None = field(init=False, default=None)
     _paused: set[str] = field(init=False, default_factory=set)
     _pids: dict[str, int] = field(init=False, default_factory=dict)
+    _args: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
     _procs: list[Any] = field(init=False, default_factory=list)
     _proc_of: dict[str, Any] = field(init=False, default_factory=dict)
     small_map: str | None = field(init=False, default=None)
@@ -240,16 +241,19 @@ class Cluster:
             self._pids.pop(name, None)
         return code
 
-    def start(self, names: Sequence[str] | None = None, *, args: Sequence[str] = ()) -> float:
+    def start(self, names: Sequence[str] | None = None, *, args: Sequence[str] | None = None) -> float:
         """Start the named nodes (default all), with extra ``p2pmkt node run`` arguments;
-        returns the monotonic time just before."""
+        returns the monotonic time just before. Without ``args`` a node gets those of its
+        previous start: a restart after a fault keeps what an operator changed (the map-full
+        victim's raised ``--max-map-size``; restarted without it, it filled its small map
+        again and stopped, and the next fault waited in vain for it to answer)."""
         t0 = time.monotonic()
         started = self._start_procs(names, args)
         for name in started:
             self._pids[name] = int(self.net.node(name).pid_file.read_text())
         return t0
 
-    def _start_procs(self, names: Sequence[str] | None, args: Sequence[str] = ()) -> list[str]:
+    def _start_procs(self, names: Sequence[str] | None, args: Sequence[str] | None) -> list[str]:
         """Like ``p2pmkt.cli.testnet.start_nodes`` (same command, log, pid file, session), but
         keeps the Popen objects so that they are reaped (pytest turns the ResourceWarning of
         a dropped, still-running Popen into an error)."""
@@ -260,7 +264,10 @@ class Cluster:
         for i, e in enumerate(self.net.nodes):
             if (names and e.name not in names) or self.pid(e.name) is not None:
                 continue
-            argv = [sys.executable, "-m", "p2pmkt", "node", "run", "--config", str(e.config), *args]
+            if args is not None:
+                self._args[e.name] = tuple(args)
+            argv = [sys.executable, "-m", "p2pmkt", "node", "run", "--config", str(e.config),
+                    *self._args.get(e.name, ())]
             env = {**os.environ, "P2PMKT_FAULT_CLOCK_FILE": str(self.clock_file(e.name))}
             with open(e.log_file, "ab") as log:
                 proc = subprocess.Popen(
