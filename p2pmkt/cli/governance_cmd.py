@@ -82,7 +82,8 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     val.add_argument("status", metavar="STATUS", choices=("voter", "learner", "none"),
                      help="voter (votes in Raft), learner (replicates without voting) or none")
     by_address("show", "Whether an address is a member, its roles and nonce (account.get; "
-                       "read-only: needs no role).", "", _show)
+                       "read-only: needs no role). Exit 1 if it is not a member (the same JSON "
+                       "is printed).", "", _show)
 
 
 # --- Handlers --------------------------------------------------------------------------------
@@ -129,6 +130,9 @@ def _show(args: argparse.Namespace) -> int:
         account = client.call("account.get", {"address": address})
     json.dump(readable(account), sys.stdout, indent=2)
     print()
+    if not account.get("member"):
+        print(f"{args.address} is not a member of this chain", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -28,9 +28,12 @@ def platform_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def show(chain: DevChain, address: str) -> dict[str, object]:
+    """``member show``'s JSON; its exit status says the same as its ``member``: 0 a member,
+    1 not (scripts test membership by the status alone)."""
     done = run_cli("member", "show", address, "--connect", chain.addr)
-    assert done.returncode == 0, done.stderr
     account: dict[str, object] = json.loads(done.stdout)
+    assert done.returncode == (0 if account["member"] else 1), done.stderr
+    assert ("is not a member of this chain" in done.stderr) is (not account["member"]), done.stderr
     return account
 
 
