@@ -92,3 +92,21 @@ async def test_a_refused_nonce_is_asked_again_once_and_other_refusals_raise() ->
         await c.submit_visits(KEY, [visit(), visit(account="x")], per_tx=1)
     assert info.value.code == ErrorCode.PERMISSION_DENIED
     assert nonces(rpc)[-2:] == [4, 5]  # the first went in before the refusal
+
+
+async def test_a_nonce_behind_a_rejected_transaction_is_not_re_signed_with_this_batch() -> None:
+    """After a block rejected this key's nonce 3, the node refuses nonce 5 (``behind_rejected``).
+    Asking the node again would give 3 and put *this* batch there, past the rejected batch
+    and nonce 4's, which would then be lost without a word: the refusal is raised instead,
+    and the next call starts from the node's answer."""
+    behind = RpcError(ErrorCode.BAD_NONCE, "nonce 5 follows nonce 3, which block 9 rejected (…)",
+                      {"reason": "behind_rejected"})
+    rpc = Rpc([None, None, behind], pending=[3, 3])
+    c = client(rpc)
+    await c.submit_visits(KEY, [visit(), visit(account="x")], per_tx=1)  # nonces 3 and 4
+    with pytest.raises(RpcError) as info:
+        await c.submit_visits(KEY, [visit(account="y")])
+    assert info.value.error_reason == "behind_rejected"
+    assert nonces(rpc) == [3, 4, 5] and rpc.asked == 1  # not asked again, nothing re-signed
+    await c.submit_visits(KEY, [visit(account="z")])
+    assert nonces(rpc)[-1] == 3 and rpc.asked == 2  # a later call starts from the node's nonce
