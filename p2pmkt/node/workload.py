@@ -486,18 +486,23 @@ async def run_agent(
         update = agent.decide(report, spec, current)
         if update is None:
             continue
+        payload = {
+            "merchant": update.merchant,
+            "base_version": update.base_version,
+            "campaigns": [c.to_wire() for c in update.campaigns],
+            "cause": update.cause,
+        }
         try:
-            await submit_retrying(
-                sub,
-                tech,
-                "market.update",
-                {
-                    "merchant": update.merchant,
-                    "base_version": update.base_version,
-                    "campaigns": [c.to_wire() for c in update.campaigns],
-                    "cause": update.cause,
-                },
-            )
+            try:
+                await submit_retrying(sub, tech, "market.update", payload)
+            except NonceError as exc:
+                if exc.reason != "behind_rejected":
+                    raise
+                # A block rejected an earlier transaction of this key (an update based on a
+                # version another one had moved on), so the nodes refuse its later nonces:
+                # this decision, made on the current version, takes the rejected one's nonce
+                # (the submitter asks the chain for it again after any refusal).
+                await submit_retrying(sub, tech, "market.update", payload)
         except InvalidTransaction as exc:
             # A concurrent update moved the version on; the next report decides again.
             log.info(kv("agent_update_rejected", merchant=agent.merchant, reason=exc.reason))

@@ -6,7 +6,8 @@ node runs, submitting into the chain's pool.
 * cooldowns come from the chain: an agent restarted (on the store reopened) holds back a rule
   exactly as the agent that never stopped does;
 * a rule whose indicator the merchant has not configured is logged with its file and line,
-  and counted.
+  and counted;
+* after a block rejects one of its updates, its next decision takes the rejected nonce.
 """
 
 from __future__ import annotations
@@ -191,3 +192,38 @@ async def test_a_rule_on_an_unconfigured_indicator_is_logged_with_its_line_and_c
     ]  # logged once, at start, not again at the report
     assert counts == [1, 1]  # at start and at the report
     assert agent.unconfigured == ("typo",)
+
+
+async def test_after_a_block_rejects_its_update_the_agent_signs_the_next_decision_at_that_nonce(
+    tmp_path: Path,
+) -> None:
+    """The agent's key had two updates pending; the block applied the first and rejected the
+    second (its base version was stale by then). The nodes then refuse the key's later nonces
+    (``behind_rejected``); the agent's next decision takes the rejected nonce instead of being
+    lost (and, before the nodes refused them, of parking every later update for 10 minutes)."""
+    chain = _open(tmp_path / "chain")
+    try:
+        _setup(chain)  # acme at version 1; the tech key's nonce is 1
+        sub = LocalSubmitter(chain)  # the agent's own submitter: its nonce count carries on
+        update = {"merchant": "acme", "base_version": 1, "campaigns": [CAMPAIGN], "cause": ""}
+        await sub.submit(TECH, "market.update", update)  # nonce 1: version 2
+        await sub.submit(TECH, "market.update", update)  # nonce 2: queued, stale in its block
+        block = chain.build_block(dev_key("validator"), T0 + 1500)
+        assert block is not None
+        receipts = chain.apply(block).result.receipts
+        assert [(r.status, r.reason) for r in receipts] == [("ok", ""), ("rejected", "stale_version")]
+
+        report = _report(chain, 0, 1, T0 + 2000)  # 1 %: missed
+        send, recv = trio.open_memory_channel[Report](1)
+        send.send_nowait(report)
+        send.close()
+        updates: list[ProposedUpdate] = []
+        await run_agent(MerchantAgent("acme", load_rules(COOLDOWN_RULES)), recv, sub, TECH,
+                        on_update=updates.append)
+        assert [u.fired for u in updates] == [("low",)]
+        _step(chain, T0 + 3000)
+        with chain.store.snapshot() as snap:
+            info = get_marketing(snap, "acme")
+        assert info is not None and (info.version, info.cause) == (3, report.id)
+    finally:
+        chain.close()
