@@ -20,6 +20,10 @@ takes nothing from it. Membership alone would let a node whose genesis file diff
 parameter (same chain id, same keys: an operator's stale copy) vote and acknowledge
 entries, then apply the blocks by other rules.
 
+**Test-only faults.** Under :data:`p2pmkt.net.faults.RAFT_FAULT_ENV` each outgoing message
+may be lost, and waits the configured latency before it is written (the chaos tests' stand-in
+for ``tc netem``); unset, the send path is unchanged.
+
 Addresses: a NodeId is the validator's address ``0x…``; the peer id follows from the member's
 public key (:class:`~p2pmkt.net.members.Members`), so no directory is exchanged.
 """
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from p2pmkt.net.errors import NetworkError
+from p2pmkt.net.faults import drops, raft_fault
 from p2pmkt.net.members import Members
 from p2pmkt.net.stream import FramedStream
 from p2pmkt.types import NodeId
@@ -79,7 +84,9 @@ class RaftTransport:
         self._nursery = nursery
         self._queue_size = queue_size
         self._max_message = max_message
-        self._queues: dict[str, trio.MemorySendChannel[bytes]] = {}
+        # Each message with the time it may be written: 0, or later under the test-only
+        # latency fault (p2pmkt.net.faults).
+        self._queues: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._in_send, self.incoming = trio.open_memory_channel[tuple[NodeId, bytes]](queue_size)
         self._sent = self._received = self._dropped_send = self._dropped_receive = 0
 
@@ -99,20 +106,27 @@ class RaftTransport:
         if peer is None or peer == self._net.peer_id or len(data) > self._max_message:
             self._dropped_send += 1
             return
+        fault = raft_fault()
+        if drops(fault.loss):
+            self._dropped_send += 1
+            return
+        due = trio.current_time() + fault.delay if fault.delay else 0.0
         queue = self._queues.get(peer)
         if queue is None:
-            queue, recv = trio.open_memory_channel[bytes](self._queue_size)
+            queue, recv = trio.open_memory_channel[tuple[float, bytes]](self._queue_size)
             self._queues[peer] = queue
             self._nursery.start_soon(self._writer, peer, recv)
         try:
-            queue.send_nowait(data)
+            queue.send_nowait((due, data))
         except trio.WouldBlock:
             self._dropped_send += 1
 
-    async def _writer(self, peer: str, queue: trio.MemoryReceiveChannel[bytes]) -> None:
+    async def _writer(self, peer: str, queue: trio.MemoryReceiveChannel[tuple[float, bytes]]) -> None:
         stream: FramedStream | None = None
         try:
-            async for data in queue:
+            async for due, data in queue:
+                if due:
+                    await trio.sleep_until(due)  # the test-only latency fault
                 if stream is None:
                     if not self._net.is_connected(peer):
                         self._dropped_send += 1

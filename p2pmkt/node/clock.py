@@ -9,21 +9,23 @@ Fault hook (test-only; never set it on a real node): when the environment variab
 :data:`FAULT_ENV` names a file, the integer in that file (milliseconds, may be negative) is
 added to every reading: the node's clock has jumped by that much. The file is re-read when its
 modification time changes, so a harness (``tools/chaos``) moves a running node's clock by
-rewriting it; a missing or empty file means no offset. Without the variable this is one
-multiplication.
+rewriting it; a missing or empty file means no offset (:class:`p2pmkt.net.faults.FaultFile`).
+Without the variable this is one multiplication and one lookup.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-
-log = logging.getLogger("p2pmkt.node.clock")
+from p2pmkt.net.faults import FaultFile
 
 FAULT_ENV = "P2PMKT_FAULT_CLOCK_FILE"
 """Environment variable naming the clock-offset file (test-only fault injection)."""
 
-_state: dict[str, int] = {"mtime": -1, "offset": 0}
+
+def _parse_offset(text: str) -> int:
+    return int(text) if text else 0
+
+
+_offset = FaultFile(FAULT_ENV, _parse_offset, 0, "clock_offset_ms")
 
 
 def block_time_ms(now_s: float) -> int:
@@ -33,30 +35,4 @@ def block_time_ms(now_s: float) -> int:
 
 def offset_ms() -> int:
     """The injected clock offset in ms (0 unless :data:`FAULT_ENV` names a file with one)."""
-    path = os.environ.get(FAULT_ENV)
-    if not path:
-        return 0
-    try:
-        mtime = os.stat(path).st_mtime_ns
-    except OSError:
-        mtime = 0
-    if mtime != _state["mtime"]:
-        _state["mtime"] = mtime
-        offset = 0
-        if mtime:
-            try:
-                with open(path) as f:
-                    text = f.read().strip()
-                offset = int(text) if text else 0
-            except (OSError, ValueError) as exc:
-                log.error("fault_clock_unreadable path=%s error=%r (offset stays %d)",
-                          path, exc, _state["offset"])
-                return _state["offset"]
-        if offset != _state["offset"]:
-            log.warning("fault_clock_offset offset_ms=%d path=%s (test-only fault injection)",
-                        offset, path)
-        _state["offset"] = offset
-    return _state["offset"]
-
-
-__all__ = ["FAULT_ENV", "block_time_ms", "offset_ms"]
+    return _offset.get()

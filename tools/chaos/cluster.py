@@ -230,6 +230,18 @@ class Cluster:
         tmp.write_text(f"{offset_ms}\n")
         tmp.replace(path)  # atomic: the node never reads half a number
 
+    def raft_fault_file(self, name: str) -> Path:
+        return self.net.node(name).dir / "fault-raft"
+
+    def set_raft_fault(self, name: str, *, delay_ms: int = 0, loss: float = 0.0) -> None:
+        """Give ``name``'s outgoing Raft messages this latency and loss (0 and 0: none); the
+        running node picks it up at its next message (test-only hook, ``p2pmkt.net.faults``:
+        the stand-in for ``tc netem``, which this machine's kernel lacks)."""
+        path = self.raft_fault_file(name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"delay_ms={delay_ms} loss={loss}\n")
+        tmp.replace(path)  # atomic, as for the clock
+
     def exit_status(self, name: str) -> int | None:
         """The exit status of the last process started for ``name``, None while it runs."""
         proc = self._proc_of.get(name)
@@ -268,7 +280,8 @@ class Cluster:
                 self._args[e.name] = tuple(args)
             argv = [sys.executable, "-m", "p2pmkt", "node", "run", "--config", str(e.config),
                     *self._args.get(e.name, ())]
-            env = {**os.environ, "P2PMKT_FAULT_CLOCK_FILE": str(self.clock_file(e.name))}
+            env = {**os.environ, "P2PMKT_FAULT_CLOCK_FILE": str(self.clock_file(e.name)),
+                   "P2PMKT_FAULT_RAFT_FILE": str(self.raft_fault_file(e.name))}
             with open(e.log_file, "ab") as log:
                 proc = subprocess.Popen(
                     self.ns.command(i, argv) if self.ns is not None else argv,

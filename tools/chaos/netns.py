@@ -13,7 +13,9 @@ ask the isolated node what it committed); healing brings it up again. ``<k>`` is
 the tag so that two clusters on one machine do not share addresses.
 
 This machine has no ``sch_netem`` (``tc qdisc … netem`` → "Specified qdisc kind is unknown"),
-so latency and loss injection are not available; only cuts.
+so these namespaces only cut; latency and loss come from the nodes' own test-only hook
+(``p2pmkt.net.faults``, :meth:`Cluster.set_raft_fault`, faults ``slow-leader`` and
+``lossy-net`` of :mod:`tools.chaos.scenario`).
 """
 
 from __future__ import annotations

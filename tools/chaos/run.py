@@ -1,7 +1,8 @@
 """Long fault-injection run: ``python tools/chaos/run.py --minutes N [--seed S]``.
 
 Repeats rounds of faults (SIGKILL of a random node, SIGKILL of the leader, SIGSTOP/SIGCONT of
-a minority node) under steady load on a fresh 4-node testnet per round, checking the
+a minority node; with ``--node-faults`` also a full LMDB map, clock jumps and Raft latency and
+loss) under steady load on a fresh 4-node testnet per round, checking the
 invariants of :mod:`tools.chaos.scenario` after each round. Stops after ``--minutes`` (the
 round in progress finishes: add about a minute), prints one line per fault and per round, and
 the JSON summary as the last line. Exit status 1 if any invariant was violated.
@@ -30,7 +31,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     end = time.monotonic() + args.minutes * 60
     rounds = []
     while time.monotonic() < end:
-        pool = FAULTS + (("clock-jump",) if args.node_faults else ())
+        pool = FAULTS + (("clock-jump", "slow-leader", "lossy-net") if args.node_faults else ())
         faults = [rng.choice(pool) for _ in range(args.faults)]
         if args.node_faults:
             faults.insert(0, "map-full")
@@ -62,7 +63,8 @@ if __name__ == "__main__":
     ap.add_argument("--rate", type=float, default=60.0, help="offered tx/s (default 60)")
     ap.add_argument("--node-faults", action="store_true",
                     help=f"also the in-node faults {NODE_FAULTS}: each round starts with a node "
-                         "whose small LMDB map fills up; clock jumps join the random faults")
+                         "whose small LMDB map fills up; clock jumps, a slow and lossy leader and "
+                         "a lossy network (Raft messages) join the random faults")
     args = ap.parse_args()
     guard_signals()
     out = trio.run(main, args)

@@ -18,6 +18,11 @@ A scenario runs steady transaction load (:mod:`tools.chaos.load`) against a
   ``p2pmkt.node.clock``, each for a few blocks under load. Checked: the chain keeps committing,
   the forward jump did reach block times (else the hook is dead), and block times stay
   strictly increasing (checked at the end for every run, see below);
+* ``slow-leader``: the leader's outgoing Raft messages wait 200 ms and 30 % of them are lost
+  (:data:`SLOW_LEADER`), through the test-only hook of ``p2pmkt.net.faults``, the stand-in
+  for ``tc netem`` (this machine's kernel has no ``sch_netem``), for a few blocks under load.
+  Checked: the chain keeps committing (the leader may be voted out meanwhile);
+* ``lossy-net``: the same for every node, milder (:data:`LOSSY_NET`: 50 ms, 10 %);
 * ``map-full``: the node the caller gave a small LMDB map (:meth:`Cluster.set_storage`, before
   it starts) fills it under load, grows it to its ceiling and must then stop cleanly: exit
   status 2 and the ``StorageFull`` advice in its log, not a crash. The rest keep committing;
@@ -53,8 +58,14 @@ from .load import Sender, Tracker, presign, run_sender, run_tracker, summary_err
 
 FAULTS = ("kill", "kill-leader", "pause")
 NETNS_FAULTS = ("cut", "cut-leader")
-NODE_FAULTS = ("clock-jump", "map-full")
+NODE_FAULTS = ("clock-jump", "map-full", "slow-leader", "lossy-net")
 """In-node faults; ``map-full`` needs a node given a small map before the cluster starts."""
+
+SLOW_LEADER: dict[str, Any] = {"delay_ms": 200, "loss": 0.3}
+"""The ``slow-leader`` fault: the leader's outgoing Raft messages (appends, heartbeats, votes)."""
+
+LOSSY_NET: dict[str, Any] = {"delay_ms": 50, "loss": 0.1}
+"""The ``lossy-net`` fault: every node's outgoing Raft messages."""
 
 _T = TypeVar("_T")
 
@@ -104,6 +115,12 @@ async def _wait_blocks(tracker: Tracker, count: int, limit: float) -> bool:
             await tracker.changed.wait()
         return True
     return False
+
+
+def _raft_fault_logged(cluster: Cluster, names: list[str]) -> bool:
+    """Whether each of ``names`` logged that it took a Raft fault (the hook was read: a fault
+    that never reached the nodes would pass every check vacuously)."""
+    return all("fault_raft value=RaftFault(delay=" in cluster.log_tail(n, 2000) for n in names)
 
 
 async def _wait_exit(cluster: Cluster, name: str, limit: float) -> int | None:
@@ -178,6 +195,21 @@ async def inject(cluster: Cluster, kind: str, tracker: Tracker, alive: list[str]
         cluster.set_clock_offset(victim, 0)
         record["majority_progressed"] = ahead and behind
         record["jump_started_ms"] = start_ms
+    elif kind == "slow-leader":
+        victim = leader
+        record.update(node=victim, was_leader=True, **SLOW_LEADER)
+        cluster.set_raft_fault(victim, **SLOW_LEADER)
+        record["majority_progressed"] = await _wait_blocks(tracker, hold_blocks, 30)
+        record["in_force"] = _raft_fault_logged(cluster, [victim])
+        cluster.set_raft_fault(victim)
+    elif kind == "lossy-net":
+        record.update(node="all", was_leader=True, **LOSSY_NET)
+        for name in alive:
+            cluster.set_raft_fault(name, **LOSSY_NET)
+        record["majority_progressed"] = await _wait_blocks(tracker, hold_blocks, 30)
+        record["in_force"] = _raft_fault_logged(cluster, alive)
+        for name in cluster.names:
+            cluster.set_raft_fault(name)
     elif kind == "map-full":
         victim = cluster.small_map or ""
         if not victim:
@@ -253,7 +285,7 @@ async def check_invariants(cluster: Cluster, tracker: Tracker, report: Report, *
         report.violations.append(f"nodes did not converge on one head within {settle} s: {heads}")
         top = min(v for v in vals if v is not None) if any(v is not None for v in vals) else 0
     else:
-        top = int(next(iter(vals)))  # type: ignore[arg-type]
+        top = int(next(iter(vals)))
     report.final_height = top
     for h, old, new, src in tracker.conflicts:
         report.violations.append(f"two blocks at height {h}: {old.hex()[:16]} and {new.hex()[:16]} (from {src})")
