@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from p2pmkt.errors import ConfigError
+from p2pmkt.errors import ConfigError, InvalidTransaction
 
 
 def register(sub: Any, cmd: Any, target: Any) -> None:
@@ -152,9 +152,16 @@ def _market_update(args: argparse.Namespace) -> int:
 
     try:
         campaigns = json.loads(args.campaigns.read_text())
-        parsed = [Campaign.from_wire(c).to_wire() for c in campaigns]
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read campaigns from {args.campaigns}: {exc}") from exc
+    if not isinstance(campaigns, list):
+        raise ConfigError(f"{args.campaigns}: must hold a JSON list of campaigns, got {type(campaigns).__name__}")
+    parsed = []
+    for i, c in enumerate(campaigns):
+        try:
+            parsed.append(Campaign.from_wire(c).to_wire())
+        except InvalidTransaction as exc:  # refused here, before anything is signed or sent
+            raise ConfigError(f"{args.campaigns}: campaign {i + 1}: {exc.message}") from exc
     addr, key = resolve(args, need_key=True)
     client = ConsoleClient.connect(addr)
     try:

@@ -107,6 +107,16 @@ _new_visit = slot_builder(Visit)
 # --- Wire helpers shared by the models below -----------------------------------------------
 
 
+def _no_extra(obj: Any, keys: tuple[str, ...], what: str) -> None:
+    """Refuse fields outside ``keys``: a misspelt field (``budget`` for ``daily_budget``)
+    would otherwise be dropped without a word, and the merchant would believe it set."""
+    extra = sorted(map(str, set(obj) - set(keys))) if isinstance(obj, dict) else []
+    if extra:
+        raise InvalidTransaction(
+            f"{what} has unknown field{'s' if len(extra) > 1 else ''} {extra}; "
+            f"its fields are exactly {sorted(keys)}")
+
+
 def _need(obj: Any, key: str, kind: type, what: str) -> Any:
     if not isinstance(obj, dict):
         raise InvalidTransaction(f"{what} must be a map")
@@ -134,11 +144,16 @@ class Keyword:
     def from_wire(cls, obj: Any) -> Keyword:
         text = _need(obj, "text", str, "keyword")
         match = _need(obj, "match", str, "keyword")
+        _no_extra(obj, ("text", "match"), f"keyword {text!r}")
         if not 0 < len(text) <= 80:
             raise InvalidTransaction(f"keyword text must be 1-80 chars, got {len(text)}")
         if match not in MATCH_TYPES:
             raise InvalidTransaction(f"keyword match {match!r} is not one of {list(MATCH_TYPES)}")
         return cls(text, match)
+
+
+CAMPAIGN_FIELDS = ("name", "keywords", "max_bid", "channels", "daily_budget", "active")
+"""A campaign map's keys, all required, no others (docs/PROTOCOL.md §Market data)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +185,7 @@ class Campaign:
         name = _need(obj, "name", str, "campaign")
         if not 0 < len(name) <= 64:
             raise InvalidTransaction("campaign name must be 1-64 chars")
+        _no_extra(obj, CAMPAIGN_FIELDS, f"campaign {name!r}")
         keywords = _need(obj, "keywords", list, f"campaign {name!r}")
         if len(keywords) > 500:
             raise InvalidTransaction(f"campaign {name!r} has {len(keywords)} keywords; at most 500")

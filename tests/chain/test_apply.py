@@ -203,6 +203,19 @@ def test_rejected_transaction_does_not_consume_its_nonce(chain: LocalChain) -> N
     assert account_nonce(chain.state, dev_address("terminal")) == 1
 
 
+def test_market_update_with_an_unknown_campaign_field_is_rejected_and_changes_nothing(
+    chain: LocalChain,
+) -> None:
+    campaign = {"name": "spring", "keywords": [], "max_bid": 40, "channels": ["search"],
+                "daily_budget": 5000, "active": True, "budget_cap": 100}
+    result = chain.block([chain.tx("acme-tech", "market.update", {
+        "merchant": "acme", "base_version": 0, "campaigns": [campaign], "cause": ""})])
+    receipt = result.receipts[0]
+    assert (receipt.status, receipt.reason) == ("rejected", "bad_payload")
+    assert "campaign 'spring' has unknown field ['budget_cap']" in receipt.message
+    assert_changed_nothing(result)
+
+
 def test_foreign_chain_transaction_is_rejected(chain: LocalChain) -> None:
     tx = chain.tx("terminal", "visit.batch", {"visits": [visit()]}, chain="p2pmkt-prod")
     result = chain.block([tx])

@@ -71,3 +71,17 @@ def test_automatic_updates_are_measured_and_a_manual_update_is_committed(tmp_pat
         refused = run_cli("market", "update", "acme", "--campaigns", campaigns, *at, "--key", ops)
         assert refused.returncode == 3, (refused.stdout, refused.stderr)
         assert "merchant-tech" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_market_update_refuses_a_misspelt_campaign_field_before_sending(tmp_path: Path) -> None:
+    # Nothing listens at the address: the file is refused before any connection is tried.
+    campaigns = tmp_path / "campaigns.json"
+    campaigns.write_text(json.dumps([{**CAMPAIGNS[0], "budget": 9000}]))
+    key = tmp_path / "acme-tech.key"
+    save_key(key, dev_key("acme-tech"))
+    done = run_cli("market", "update", "acme", "--campaigns", campaigns, "--key", key,
+                   "--connect", "/ip4/127.0.0.1/tcp/1/p2p/QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr == (f"error: {campaigns}: campaign 1: campaign 'manual' has unknown field ['budget']; "
+                           "its fields are exactly ['active', 'channels', 'daily_budget', 'keywords', "
+                           "'max_bid', 'name']\n")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pmkt.chain.contract_api import ACCESS_METHOD_CODES, OPERATION_CODES
+from p2pmkt.errors import InvalidTransaction
 from p2pmkt.market.model import (
     ACCESS_METHODS,
     OPERATIONS,
+    Campaign,
     IndicatorSpec,
     ReportingCondition,
     Target,
@@ -53,3 +56,26 @@ def test_indicator_spec_round_trip(n: int, t: int, threshold: int, scale: int, d
        st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True), st.integers(0, 2**63 - 1))
 def test_report_id_round_trip(merchant: str, indicator: str, n: int) -> None:
     assert parse_report_id(report_id(merchant, indicator, n)) == (merchant, indicator, n)
+
+
+CAMPAIGN = {"name": "spring", "keywords": [{"text": "trail boots", "match": "exact"}], "max_bid": 40,
+            "channels": ["search"], "daily_budget": 5000, "active": True}
+
+
+def test_a_campaign_with_a_misspelt_field_is_refused_naming_it() -> None:
+    # "budget" for "daily_budget": dropped silently before, so the merchant believed it set.
+    wrong = {**CAMPAIGN, "budget": 9000}
+    with pytest.raises(InvalidTransaction) as exc:
+        Campaign.from_wire(wrong)
+    assert exc.value.message == (
+        "campaign 'spring' has unknown field ['budget']; its fields are exactly "
+        "['active', 'channels', 'daily_budget', 'keywords', 'max_bid', 'name']")
+    assert Campaign.from_wire(CAMPAIGN).to_wire() == CAMPAIGN
+
+
+def test_a_keyword_with_an_extra_field_is_refused_naming_it() -> None:
+    wrong = {**CAMPAIGN, "keywords": [{"text": "trail boots", "match": "exact", "bid": 50, "cpc": 3}]}
+    with pytest.raises(InvalidTransaction) as exc:
+        Campaign.from_wire(wrong)
+    assert exc.value.message == (
+        "keyword 'trail boots' has unknown fields ['bid', 'cpc']; its fields are exactly ['match', 'text']")
