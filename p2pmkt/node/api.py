@@ -13,7 +13,6 @@ Paging: ``market.history`` items carry ``seq`` = the version; ``market.reports``
 
 from __future__ import annotations
 
-import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,13 +25,16 @@ from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import parse_address
 from p2pmkt.errors import Busy
 from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
-from p2pmkt.market.model import MarketingInfo, Report, parse_report_id
-from p2pmkt.market.store import get_marketing, get_report, merchant_prefix
+from p2pmkt.market.model import MarketingInfo, parse_report_id
+from p2pmkt.market.store import (
+    get_marketing,
+    get_report,
+    marketing_newest_first,
+    reports_newest_first,
+)
 from p2pmkt.node.chain import Applied, ChainService
 from p2pmkt.rpc.server import BlockRecord, Head, NodeEvent, NodeInfo, TxStatus
-from p2pmkt.wire.cbor import decode
 
-_U64 = struct.Struct(">Q")
 MAX_SUBSCRIBERS = 256
 SUBSCRIBER_BUFFER = 1024
 
@@ -223,43 +225,17 @@ class ChainApi:
             return None if info is None else _info_answer(snap, info)
 
     async def market_history(self, merchant: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
-        prefix = merchant_prefix(merchant)
-        end = prefix + _U64.pack(before) if before is not None else prefix + b"\xff" * 8
-        items: list[dict[str, Any]] = []
         with self.chain.store.snapshot() as snap:
-            rows = list(snap.scan("market_hist", prefix, end))
-            for _key, raw in reversed(rows[-limit:] if limit else []):  # "at most limit items"
-                info = MarketingInfo.from_wire(decode(raw))
-                items.append({"seq": info.version, **_info_answer(snap, info)})
-        return items
+            return [{"seq": info.version, **_info_answer(snap, info)}
+                    for info in marketing_newest_first(snap, merchant, limit=limit, before=before)]
 
     async def market_reports(self, merchant: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
-        prefix = merchant_prefix(merchant)
         with self.chain.store.snapshot() as snap:
-            reports = [Report.from_wire(decode(raw)) for _, raw in snap.scan("reports", prefix, _prefix_end(prefix))]
-        reports.sort(key=lambda r: (r.height, r.indicator, r.n))
-        items: list[dict[str, Any]] = []
-        ordinal = 0
-        last_height = -1
-        seqs: list[int] = []
-        for r in reports:
-            ordinal = ordinal + 1 if r.height == last_height else 0
-            last_height = r.height
-            seqs.append((r.height << 16) | ordinal)
-        for seq, r in sorted(zip(seqs, reports, strict=True), key=lambda x: x[0], reverse=True):
-            if len(items) >= limit:  # "at most limit items": none for 0
-                break
-            if before is not None and seq >= before:
-                continue
-            items.append({"seq": seq, **r.to_wire()})
-        return items
+            page = reports_newest_first(snap, merchant, limit=limit, before=before)
+        return [{"seq": seq, **r.to_wire()} for seq, r in page]
 
     def subscribe_events(self, kinds: frozenset[str], merchant: str | None) -> Any:
         return self.hub.subscribe(kinds, merchant)
-
-
-def _prefix_end(prefix: bytes) -> bytes:
-    return prefix[:-1] + bytes([prefix[-1] + 1]) if prefix and prefix[-1] < 255 else prefix + b"\xff" * 9
 
 
 def _info_answer(snap: Any, info: MarketingInfo) -> dict[str, Any]:
