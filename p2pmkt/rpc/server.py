@@ -18,6 +18,7 @@ exception                              code
 ``PermissionDenied``                   PERMISSION_DENIED
 ``InvalidSignature``                   BAD_SIGNATURE
 ``InvalidTransaction``, ``DecodeError`` INVALID_TX
+``ContractRejected``                   INVALID_TX
 ``Busy`` (``MempoolFull``)             BUSY
 ``ParamsError``, other ``RemoteError`` INVALID_PARAMS
 anything else                          INTERNAL_ERROR (details stay in the node's log)
@@ -36,6 +37,7 @@ from typing import Any, Literal, Protocol
 
 from p2pmkt.errors import (
     Busy,
+    ContractRejected,
     DecodeError,
     InvalidSignature,
     InvalidTransaction,
@@ -277,6 +279,8 @@ _ERROR_CODES: tuple[tuple[type[BaseException], ErrorCode], ...] = (
     (InvalidSignature, ErrorCode.BAD_SIGNATURE),
     (InvalidTransaction, ErrorCode.INVALID_TX),
     (DecodeError, ErrorCode.INVALID_TX),
+    # A contract.deploy whose code is refused is a transaction refused: tx.submit's errors.
+    (ContractRejected, ErrorCode.INVALID_TX),
     (Busy, ErrorCode.BUSY),
     (ParamsError, ErrorCode.INVALID_PARAMS),
     (RemoteError, ErrorCode.INVALID_PARAMS),

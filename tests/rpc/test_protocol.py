@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from p2pmkt.errors import DecodeError, InvalidTransaction, MempoolFull, NonceError
+from p2pmkt.errors import ContractRejected, DecodeError, InvalidTransaction, MempoolFull, NonceError
 from p2pmkt.rpc import (
     METHODS,
     ClientSession,
@@ -173,6 +173,11 @@ async def test_dispatcher_results_and_errors() -> None:
         "code": ErrorCode.BAD_NONCE, "message": "nonce 2 used", "data": {"reason": "bad_nonce"}}
     api.fail = MempoolFull("full")
     assert (await answer(s, "tx.submit", {"tx": b"x"}))["error"]["code"] == ErrorCode.BUSY
+    # A contract.deploy whose code is refused is a refused transaction, as tx.submit documents.
+    api.fail = ContractRejected("the module imports wasi_snapshot_preview1.fd_write", reason="disallowed_import")
+    assert (await answer(s, "tx.submit", {"tx": b"x"}))["error"] == {
+        "code": ErrorCode.INVALID_TX, "message": "the module imports wasi_snapshot_preview1.fd_write",
+        "data": {"reason": "disallowed_import"}}
 
 
 async def test_submit_batch_answers_each_transaction_in_order() -> None:
