@@ -129,6 +129,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _market_query(args: argparse.Namespace) -> int:
     from p2pmkt.cli.console import readable
+    from p2pmkt.rpc.protocol import ErrorCode, RpcError
 
     client, _ = _connect(args)
     with client:
@@ -137,10 +138,16 @@ def _market_query(args: argparse.Namespace) -> int:
             if result is None:
                 print(f"merchant {args.merchant!r} has no marketing information yet", file=sys.stderr)
                 return 1
-        elif args.query == "history":
-            result = client.market_history(args.merchant, limit=args.limit)
-        else:
-            result = client.reports(args.merchant, limit=args.limit)
+        try:
+            if args.query == "history":
+                result = client.market_history(args.merchant, limit=args.limit)
+            elif args.query == "reports":
+                result = client.reports(args.merchant, limit=args.limit)
+        except RpcError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            print(exc.rpc_message, file=sys.stderr)  # an unknown merchant: a typo, usually
+            return 1
     json.dump(readable(result), sys.stdout, indent=2, default=str)
     print()
     return 0

@@ -55,10 +55,17 @@ def _check(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.file} names no merchant: add merchant = \"...\" to it or pass --merchant")
     from p2pmkt.cli.client_cmds import resolve
     from p2pmkt.client import connect
+    from p2pmkt.rpc.protocol import ErrorCode, RpcError
 
     addr, _ = resolve(args)
     with connect(addr) as client:
-        catalog = chain_catalog(client, merchant)
+        try:
+            catalog = chain_catalog(client, merchant)
+        except RpcError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            where = "--merchant" if rules.merchant is None else f"{args.file} line {rules.merchant_line}"
+            raise ConfigError(f"{where}: {exc.rpc_message}") from exc
     load_rules(args.file, merchant=merchant, catalog=catalog)
     print(f"{count}: ok; every rule's indicator is configured on chain ({', '.join(sorted(catalog))})")
     return 0

@@ -21,6 +21,7 @@ import trio
 
 from p2pmkt import __version__
 from p2pmkt.chain.block import stored_block_hash
+from p2pmkt.chain.roles import merchant_known
 from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import parse_address
 from p2pmkt.errors import Busy
@@ -203,10 +204,12 @@ class ChainApi:
     async def chain_params(self) -> dict[str, int]:
         return self.chain.genesis.params.to_json()
 
-    async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
+    async def market_indicators(self, merchant: str) -> list[dict[str, Any]] | None:
         from p2pmkt.market.store import active_indicators
 
         with self.chain.store.snapshot() as snap:
+            if not merchant_known(snap, merchant):
+                return None
             return [spec.to_wire() for spec in active_indicators(snap, merchant)]
 
     async def tx_status(self, txid: bytes) -> TxStatus | None:
@@ -224,13 +227,21 @@ class ChainApi:
             info = get_marketing(snap, merchant)
             return None if info is None else _info_answer(snap, info)
 
-    async def market_history(self, merchant: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
+    async def market_history(
+        self, merchant: str, *, limit: int, before: int | None
+    ) -> list[dict[str, Any]] | None:
         with self.chain.store.snapshot() as snap:
+            if not merchant_known(snap, merchant):
+                return None
             return [{"seq": info.version, **_info_answer(snap, info)}
                     for info in marketing_newest_first(snap, merchant, limit=limit, before=before)]
 
-    async def market_reports(self, merchant: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
+    async def market_reports(
+        self, merchant: str, *, limit: int, before: int | None
+    ) -> list[dict[str, Any]] | None:
         with self.chain.store.snapshot() as snap:
+            if not merchant_known(snap, merchant):
+                return None
             page = reports_newest_first(snap, merchant, limit=limit, before=before)
         return [{"seq": seq, **r.to_wire()} for seq, r in page]
 

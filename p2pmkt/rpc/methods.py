@@ -200,6 +200,7 @@ METHODS: dict[str, MethodSpec] = {
             (_MERCHANT,),
             (Field("items", "list[map]", "the indicators, as market.indicator answers each, "
                    "sorted by name (empty when none)"),),
+            (ErrorCode.NOT_FOUND,),
         ),
         MethodSpec(
             "market.info", "A merchant's current marketing information.",
@@ -209,11 +210,11 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "market.history", "Past versions of a merchant's marketing information.",
-            (_MERCHANT, *_PAGING), _ITEMS,
+            (_MERCHANT, *_PAGING), _ITEMS, (ErrorCode.NOT_FOUND,),
         ),
         MethodSpec(
             "market.reports", "Indicator reports written for a merchant.",
-            (_MERCHANT, *_PAGING), _ITEMS,
+            (_MERCHANT, *_PAGING), _ITEMS, (ErrorCode.NOT_FOUND,),
         ),
         MethodSpec(
             "events.subscribe",

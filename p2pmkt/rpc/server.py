@@ -203,19 +203,20 @@ class NodeApi(Protocol):
         """The indicator's configuration in wire form, or None when not configured."""
         ...
 
-    async def market_indicators(self, merchant: str) -> list[dict[str, Any]]:
-        """Every configured indicator of ``merchant`` in wire form, sorted by name."""
+    async def market_indicators(self, merchant: str) -> list[dict[str, Any]] | None:
+        """Every configured indicator of ``merchant`` in wire form, sorted by name; None
+        when the chain does not know the merchant (so are the two lists below)."""
         ...
 
     async def market_info(self, merchant: str) -> dict[str, Any] | None: ...
 
     async def market_history(
         self, merchant: str, *, limit: int, before: int | None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]] | None: ...
 
     async def market_reports(
         self, merchant: str, *, limit: int, before: int | None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]] | None: ...
 
     def subscribe_events(
         self, kinds: frozenset[str], merchant: str | None
@@ -373,7 +374,10 @@ class RpcServerSession:
             ind = await api.market_indicator(p["merchant"], p["name"])
             return Reply(encode_result(rid, {"indicator": ind}))
         if method == "market.indicators":
-            return Reply(encode_result(rid, {"items": await api.market_indicators(p["merchant"])}))
+            items = await api.market_indicators(p["merchant"])
+            if items is None:
+                return _unknown_merchant(rid, p["merchant"])
+            return Reply(encode_result(rid, {"items": items}))
         if method == "market.info":
             info = await api.market_info(p["merchant"])
             if info is None:
@@ -382,6 +386,8 @@ class RpcServerSession:
         if method in ("market.history", "market.reports"):
             fn = api.market_history if method == "market.history" else api.market_reports
             items = await fn(p["merchant"], limit=p["limit"], before=p["before"])
+            if items is None:
+                return _unknown_merchant(rid, p["merchant"])
             return Reply(encode_result(rid, {"items": items}))
         if method == "events.subscribe":
             kinds = frozenset(p["kinds"]) if p["kinds"] is not None else frozenset(EVENT_KINDS)
@@ -406,3 +412,9 @@ class RpcServerSession:
 
 def _not_found(rid: int, message: str) -> Reply:
     return Reply(encode_error(rid, ErrorCode.NOT_FOUND, message, {"reason": "not_found"}))
+
+
+def _unknown_merchant(rid: int, merchant: str) -> Reply:
+    # An empty list would read as "none yet" and hide a misspelt merchant id.
+    return _not_found(rid, f"merchant {merchant!r} is not known to this chain (no member has "
+                           "ever held a merchant-ops: or merchant-tech: role for it)")

@@ -11,6 +11,7 @@ import pytest
 from p2pmkt.chain.dev import dev_key
 from p2pmkt.client import connect
 from p2pmkt.crypto import save_key
+from p2pmkt.rpc.protocol import ErrorCode, RpcError
 
 from ._procs import run_cli
 from .conftest import DevChain
@@ -59,4 +60,25 @@ def test_an_indicator_the_merchant_has_not_configured_is_refused_with_its_line(d
     done = run_cli("rules", "check", rules, *at)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"{rules}: 1 rule(s) for acme: ok; every rule's indicator is configured on chain (")
+
+
+@pytest.mark.slow
+def test_a_merchant_the_chain_does_not_know_is_named_not_listed_as_empty(dev_chain: DevChain, tmp_path: Path) -> None:
+    # A misspelt merchant id used to answer empty lists, read as "no reports yet".
+    unknown = "merchant 'acmee' is not known to this chain (no member has ever held a merchant-ops: or merchant-tech: role for it)"
+    at = ("--connect", dev_chain.addr)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.replace('"acme"', '"acmee"'))
+    done = run_cli("rules", "check", rules, *at)
+    assert (done.returncode, done.stderr) == (2, f"error: {rules} line 1: {unknown}\n"), done.stdout
+    for query in ("history", "reports"):
+        done = run_cli("market", query, "acmee", *at)
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", unknown + "\n"), query
+        done = run_cli("market", query, "globex", *at)  # known, with nothing of this kind yet
+        assert done.returncode == 0 and done.stdout.strip() == "[]", (query, done.stdout, done.stderr)
+    with connect(dev_chain.addr) as client:
+        assert client.call("market.indicators", {"merchant": "globex"})["items"] == []
+        with pytest.raises(RpcError) as exc:
+            client.call("market.indicators", {"merchant": "acmee"})
+    assert (exc.value.code, exc.value.error_reason, exc.value.rpc_message) == (ErrorCode.NOT_FOUND, "not_found", unknown)
 
