@@ -247,11 +247,18 @@ class Client:
     async def market_history(
         self, merchant: str, *, limit: int = 50, before: int | None = None
     ) -> list[dict[str, Any]]:
+        """Marketing versions, newest first; pass the last item's ``seq`` as ``before``.
+
+        Raises:
+            RpcError: NOT_FOUND when the chain does not know ``merchant`` (a known merchant
+                without any answers ``[]``); so does :meth:`reports`.
+        """
         return await self._page("market.history", merchant, limit, before)
 
     async def reports(
         self, merchant: str, *, limit: int = 50, before: int | None = None
     ) -> list[dict[str, Any]]:
+        """Indicator reports, newest first; pass the last item's ``seq`` as ``before``."""
         return await self._page("market.reports", merchant, limit, before)
 
     async def _page(
