@@ -126,6 +126,20 @@ def _sample_visits() -> list[dict[str, Any]]:
     ]
 
 
+def value_names_on_samples(code: bytes, params: dict[str, int]) -> list[str] | str:
+    """The value names ``code`` writes over the scaffold's sample visits (real wasmtime),
+    or the runtime's error slug when it fails there."""
+    import hashlib
+
+    from p2pmkt.contracts import WasmRuntime
+    from p2pmkt.market.model import Visit
+
+    visits = [Visit.from_wire([v[f] for f in _VISIT_FIELDS]) for v in _sample_visits()]
+    result = WasmRuntime().evaluate(code, hashlib.sha256(code).digest(), visits, params,
+                                    fuel=DEFAULT_FUEL, memory_bytes=DEFAULT_MEMORY)
+    return [name for name, _ in result.values] if result.ok else result.error
+
+
 def _build(args: argparse.Namespace) -> int:
     from p2pmkt.errors import ConfigError
 

@@ -48,6 +48,9 @@ def register(sub: Any, cmd: Any, target: Any) -> None:
     conf.add_argument("--target", metavar="VALUE>=X|VALUE<=X",
                       help="the target a report is judged against, e.g. 'conversion_rate>=0.02' "
                            "(X is a decimal; without --target reports are never 'missed')")
+    conf.add_argument("--skip-target-check", action="store_true",
+                      help="do not refuse a --target whose value the contract does not write over "
+                           "sample visits (for a contract that writes it only for some windows)")
     conf.add_argument("--scale", type=int, default=None,
                       help="decimal places of the target's fixed-point threshold (default: the "
                            "digits X needs, at least 4)")
@@ -144,7 +147,36 @@ def configure_payload(args: argparse.Namespace) -> dict[str, Any]:
         for field, option in (("every_visits", "--every-visits"), ("every_ms", "--every-ms")):
             message = message.replace(field, option)
         raise ConfigError(message) from exc
+    if payload["target"] is not None and not getattr(args, "skip_target_check", False):
+        _check_target_value(args.code, params, payload["target"]["value"])
     return payload
+
+
+def _check_target_value(code_arg: str, params: dict[str, int], value: str) -> None:
+    """Refuse a target naming a value the contract does not write: the chain judges a report
+    without the target's value as not missed, so such an indicator would never move the
+    agent. The contract runs over sample visits; a bare code hash cannot be run here.
+
+    Raises:
+        ConfigError: the contract ran and wrote other values.
+    """
+    from p2pmkt.cli.contract import value_names_on_samples
+
+    if code_arg.startswith("builtin:"):
+        from p2pmkt.contracts.builtin import builtin_code
+
+        code = builtin_code(code_arg.removeprefix("builtin:"))
+    elif re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", code_arg):
+        return
+    else:
+        code = Path(code_arg).read_bytes()
+    names = value_names_on_samples(code, params)
+    if isinstance(names, str) or value in names:
+        return  # a contract failing on sample visits is for `contract run` to explain
+    raise ConfigError(
+        f"--target names the value {value!r}, but this contract writes {names} (run over sample "
+        "visits): its reports would never be judged missed. Name one of those, or pass "
+        f"--skip-target-check if the contract writes {value!r} only for some windows")
 
 
 def _send(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:

@@ -13,7 +13,7 @@ import pytest
 from p2pmkt.chain.dev import dev_key
 from p2pmkt.cli.indicator_cmd import parse_target
 from p2pmkt.client import connect
-from p2pmkt.contracts.builtin import builtin_hash
+from p2pmkt.contracts.builtin import BUILTIN_DIR, builtin_hash
 from p2pmkt.crypto import save_key
 from p2pmkt.errors import ConfigError
 
@@ -84,10 +84,22 @@ def test_mistakes_are_refused_before_signing(dev_chain: DevChain, tmp_path: Path
         (("--code", "builtin:page_views"), "error: condition needs --every-visits or --every-ms (or both) above 0"),
         (("--code", "builtin:page_views", "--every-ms", 10, "--param", "min"), "error: --param 'min': write NAME=INTEGER"),
         (("--code", "builtin:page_views", "--every-ms", 10, "--target", "views>1"), "error: --target 'views>1': write VALUE>=X"),
+        # A target on a value the contract never writes would never be missed: a silent no-op.
+        (("--code", "builtin:conversion_rate", "--every-ms", 10, "--target", "conv>=0.02"),
+         "error: --target names the value 'conv', but this contract writes ['conversion_rate'] (run "
+         "over sample visits): its reports would never be judged missed. Name one of those, or pass "
+         "--skip-target-check if the contract writes 'conv' only for some windows\n"),
+        (("--code", str(BUILTIN_DIR / "wasm" / "access_method_share.wasm"), "--every-ms", 10, "--target", "web<=0.5"),
+         "error: --target names the value 'web', but this contract writes ['browser', 'desktop', 'app']"),
     ]
     for extra, message in cases:
         done = run_cli(*base, *extra)
         assert done.returncode == 2 and done.stderr.startswith(message), (extra, done.stderr)
+    deployed = run_cli("contract", "deploy", "builtin:conversion_rate", "--connect", dev_chain.addr, "--key", ops)
+    assert deployed.returncode == 0, deployed.stderr
+    done = run_cli(*base, "--code", "builtin:conversion_rate", "--every-ms", 10, "--target", "conv>=0.02",
+                   "--skip-target-check")
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "committed", done.stderr
     # Signed and sent, but the role is wrong: acme-tech is no merchant-ops.
     tech = tmp_path / "acme-tech.key"
     save_key(tech, dev_key("acme-tech"))
