@@ -496,12 +496,15 @@ async def run_agent(
             try:
                 await submit_retrying(sub, tech, "market.update", payload)
             except NonceError as exc:
-                if exc.reason != "behind_rejected":
+                if exc.reason not in ("behind_rejected", "nonce_used"):
                     raise
-                # A block rejected an earlier transaction of this key (an update based on a
-                # version another one had moved on), so the nodes refuse its later nonces:
-                # this decision, made on the current version, takes the rejected one's nonce
-                # (the submitter asks the chain for it again after any refusal).
+                # The nonce the agent counted on is not the chain's next one: a block rejected
+                # an earlier transaction of this key (an update based on a version another had
+                # moved on: the nodes then refuse its later nonces), or the key signed
+                # elsewhere meanwhile (an operator's `--node` command signs with the node's
+                # key). This decision, made on the current version, takes the chain's next
+                # nonce (the submitter asks for it again after any refusal); should that
+                # other transaction have changed the version, the block rejects this one.
                 await submit_retrying(sub, tech, "market.update", payload)
         except InvalidTransaction as exc:
             # A concurrent update moved the version on; the next report decides again.

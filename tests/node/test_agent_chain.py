@@ -7,7 +7,8 @@ node runs, submitting into the chain's pool.
   exactly as the agent that never stopped does;
 * a rule whose indicator the merchant has not configured is logged with its file and line,
   and counted;
-* after a block rejects one of its updates, its next decision takes the rejected nonce.
+* after a block rejects one of its updates, its next decision takes the rejected nonce;
+* when its key signed a transaction elsewhere meanwhile, its decision takes the next nonce.
 """
 
 from __future__ import annotations
@@ -225,5 +226,37 @@ async def test_after_a_block_rejects_its_update_the_agent_signs_the_next_decisio
         with chain.store.snapshot() as snap:
             info = get_marketing(snap, "acme")
         assert info is not None and (info.version, info.cause) == (3, report.id)
+    finally:
+        chain.close()
+
+
+async def test_when_its_key_signed_elsewhere_meanwhile_the_agent_signs_its_decision_at_the_next_nonce(
+    tmp_path: Path,
+) -> None:
+    """An operator used the agent's key from the command line (``--node`` signs with the node's
+    own key), so the nonce the agent counted on is taken (``nonce_used``). The agent signs the
+    same decision at the next free nonce instead of dropping it."""
+    chain = _open(tmp_path / "chain")
+    try:
+        _setup(chain)  # acme at version 1; the tech key's nonce is 1
+        sub = LocalSubmitter(chain)  # the agent's own submitter: its nonce count carries on
+        update = {"merchant": "acme", "base_version": 1, "campaigns": [CAMPAIGN], "cause": ""}
+        await sub.submit(TECH, "market.update", update)  # nonce 1: version 2; the agent counts 2 next
+        _step(chain, T0 + 1500)
+        # The operator's update, signed with the same key elsewhere, takes nonce 2: version 3.
+        chain.submit(make_tx(TECH, CHAIN, 2, "market.update", {**update, "base_version": 2}).encode())
+        _step(chain, T0 + 1700)
+        report = _report(chain, 0, 1, T0 + 2000)  # 1 %: missed
+        send, recv = trio.open_memory_channel[Report](1)
+        send.send_nowait(report)
+        send.close()
+        updates: list[ProposedUpdate] = []
+        await run_agent(MerchantAgent("acme", load_rules(COOLDOWN_RULES)), recv, sub, TECH,
+                        on_update=updates.append)
+        assert [u.fired for u in updates] == [("low",)]
+        _step(chain, T0 + 3000)
+        with chain.store.snapshot() as snap:
+            info = get_marketing(snap, "acme")
+        assert info is not None and (info.version, info.cause) == (4, report.id)
     finally:
         chain.close()
