@@ -268,9 +268,11 @@ def start_nodes(net: Testnet, names: list[str] | None = None) -> list[str]:
     return started
 
 
-def stop_nodes(net: Testnet, *, timeout: float = 10.0) -> list[str]:
-    """SIGTERM every running node, wait up to ``timeout`` s, then SIGKILL; returns names stopped."""
-    running = {e.name: pid for e in net.nodes if (pid := _read_pid(e)) is not None}
+def stop_nodes(net: Testnet, names: list[str] | None = None, *, timeout: float = 10.0) -> list[str]:
+    """SIGTERM the running nodes (those of ``names``, default all), wait up to ``timeout`` s,
+    then SIGKILL; returns the names stopped."""
+    chosen = [e for e in net.nodes if not names or e.name in names]
+    running = {e.name: pid for e in chosen if (pid := _read_pid(e)) is not None}
     for pid in running.values():
         try:
             os.kill(pid, signal.SIGTERM)
@@ -285,7 +287,7 @@ def stop_nodes(net: Testnet, *, timeout: float = 10.0) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    for entry in net.nodes:
+    for entry in chosen:
         entry.pid_file.unlink(missing_ok=True)
     return sorted(running)
 

@@ -51,6 +51,13 @@ def register(sub: Any, cmd: Any) -> None:
     down = with_dir(cmd(tsub, "down", "Stop every node (state is kept for the next `up`).", "p2pmkt testnet down"))
     down.set_defaults(func=_down)
 
+    restart = with_dir(cmd(tsub, "restart", "Stop and start nodes (all by default), e.g. after editing a "
+                           "node's config.toml or rules file, which a node reads when it starts; then "
+                           "wait as `up` does.", "p2pmkt testnet restart node2"))
+    restart.add_argument("nodes", nargs="*", metavar="NODE", help="node names (default: every node)")
+    restart.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (default: 60)")
+    restart.set_defaults(func=_restart)
+
     reset = with_dir(cmd(tsub, "reset", "Stop the nodes and delete the testnet directory.", "p2pmkt testnet reset"))
     reset.set_defaults(func=_reset)
 
@@ -142,6 +149,20 @@ def _down(args: argparse.Namespace) -> int:
 
     stopped = stop_nodes(load_testnet(args.dir))
     print(f"stopped {', '.join(stopped) if stopped else 'nothing (none running)'}")
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from p2pmkt.cli.testnet import load_testnet, start_nodes, stop_nodes
+    from p2pmkt.cli.watch import wait_ready
+
+    net = load_testnet(args.dir)
+    names = [net.node(n).name for n in args.nodes]  # an unknown name is refused before any stop
+    stopped = stop_nodes(net, names)
+    started = start_nodes(net, names)
+    print(f"stopped {', '.join(stopped) if stopped else 'nothing (none running)'}; started {', '.join(started)}")
+    info = wait_ready(net, timeout=args.timeout)
+    print(f"ready: leader {info['leader']}, {len(net.nodes)} nodes connected, height {info['height']}")
     return 0
 
 

@@ -102,6 +102,18 @@ def test_init_up_status_logs_down_up_reset(testnet_dir: Path) -> None:
     up(root)
     heights = [r["height"] for r in status(root)]
     assert min(heights) >= committed_at, heights
+
+    # One node restarted (to take an edited config or rules file): only its process changes.
+    before = {cmd.split("--config ")[1]: pid for pid, cmd in node_processes(root).items()}
+    done = run_cli("testnet", "restart", "node2", "--dir", root, "--timeout", 60, timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("stopped node2; started node2\nready: leader node"), done.stdout
+    after = {cmd.split("--config ")[1]: pid for pid, cmd in node_processes(root).items()}
+    changed = sorted(c for c in before if before[c] != after.get(c))
+    assert len(after) == N and changed == [str(root / "node2" / "config.toml")], (before, after)
+    done = run_cli("testnet", "restart", "node9", "--dir", root)
+    assert done.returncode == 2 and done.stderr.startswith("error: no node 'node9'"), done.stderr
+    assert len(node_processes(root)) == N
     done = run_cli("testnet", "down", "--dir", root)
     assert done.returncode == 0
     assert node_processes(root) == {}
