@@ -29,6 +29,24 @@ def setup_logging(
         lg.handlers[:] = []
         lg.propagate = True
         lg.setLevel(libp2p_level.upper())
+    host = logging.getLogger("libp2p.host.basic_host")
+    if not any(isinstance(f, ClientPeerWithoutGossip) for f in host.filters):
+        host.addFilter(ClientPeerWithoutGossip())
+
+
+class ClientPeerWithoutGossip(logging.Filter):
+    """Drops py-libp2p's 7-line ERROR about a peer that speaks no GossipSub.
+
+    The node's GossipSub opens a stream to every peer that connects; an RPC client (the CLI,
+    the console, a JavaScript client) speaks only ``/p2pmkt/rpc/1.0.0``, so every client
+    connection logged that error some seconds later, burying the node's own lines. A
+    refusal of any other protocol is still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Failed to open stream to peer")
+                    and "protocols not supported" in message and "'/meshsub/" in message)
 
 
 def kv(event: str, **fields: Any) -> str:
