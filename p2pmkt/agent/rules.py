@@ -75,7 +75,14 @@ from typing import Any
 
 from p2pmkt.agent._toml_lines import Block, Layout, scan
 from p2pmkt.errors import ConfigError
-from p2pmkt.market.model import CHANNELS, INDICATOR_NAME_MAX, MATCH_TYPES, Keyword, _name_ok
+from p2pmkt.market.model import (
+    CHANNELS,
+    INDICATOR_NAME_MAX,
+    MATCH_TYPES,
+    Keyword,
+    _name_ok,
+    value_name_ok,
+)
 
 FORMAT_VERSION = 1
 WHEN = ("missed", "met", "below_target", "above_target")
@@ -385,8 +392,9 @@ class _Loader:
                             f"indicator {indicator!r:.80} can never be configured: indicator names are "
                             f"1-{INDICATOR_NAME_MAX} chars of a-z 0-9 _ . -, starting with a letter or digit")
         value = table.get("value")
-        if value is not None and (type(value) is not str or not value):
-            raise self.fail(block.key("value"), "value must be the name of a report value")
+        if value is not None and (type(value) is not str or not value_name_ok(value)):
+            raise self.fail(block.key("value"), f"value {value!r:.80} can never be in a report: value "
+                                                "names are 1-24 chars of a-z 0-9 _ . (CONTRACTS.md)")
         self.check_catalog(block, indicator, value)
         condition = self.condition(block, name, table)
         campaigns = table.get("campaigns", [])

@@ -19,7 +19,8 @@ from typing import Any
 
 from p2pmkt.errors import ConfigError, InvalidTransaction
 
-TARGET = re.compile(r"^\s*([a-z0-9_.-]+)\s*(>=|<=)\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+TARGET = re.compile(r"^\s*([^<>=]+?)\s*(>=|<=)\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+"""VALUE>=X or VALUE<=X; the value's name is checked by the chain's own rule (one message)."""
 
 
 def register(sub: Any, cmd: Any, target: Any) -> None:

@@ -16,6 +16,7 @@ Numbers are integers; fractional values are fixed-point with an explicit scale
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -255,6 +256,15 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 DIRECTIONS = ("at_least", "at_most")
 
 
+VALUE_NAME = re.compile(r"[a-z0-9_.]{1,24}")
+"""A report value's name: what a contract may write (contracts.abi.OUTPUT_NAME). A target or a
+rule naming anything else could never match a report."""
+
+
+def value_name_ok(text: str) -> bool:
+    return VALUE_NAME.fullmatch(text) is not None
+
+
 def _name_ok(text: str) -> bool:
     """Indicator and value names: 1-64 chars of ``[a-z0-9_.-]``, starting alphanumeric."""
     if not 0 < len(text) <= INDICATOR_NAME_MAX or not (text[0].isascii() and text[0].isalnum()):
@@ -321,8 +331,10 @@ class Target:
         threshold = _need(obj, "threshold", int, "target")
         scale = _need(obj, "scale", int, "target")
         direction = _need(obj, "direction", str, "target")
-        if not _name_ok(value):
-            raise InvalidTransaction(f"target value name {value!r:.70} must be 1-64 chars of a-z 0-9 _ . -")
+        if not value_name_ok(value):
+            raise InvalidTransaction(
+                f"target value name {value!r:.70} must be 1-24 chars of a-z 0-9 _ . (the names a "
+                "contract can write, CONTRACTS.md)")
         if not _I64_MIN <= threshold <= _I64_MAX:
             raise InvalidTransaction("target threshold must fit in a signed 64-bit integer")
         if not 0 <= scale <= MAX_SCALE:

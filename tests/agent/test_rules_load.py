@@ -116,6 +116,8 @@ MISTAKES = [
      r"unknown indicator 'cost_per_ordr'; known: \['conversion', 'cost_per_order'\]"),
     ("unknown value", 'when = "below_target"', 'value = "ctr"', 8,
      r"indicator 'conversion' has no value 'ctr'; it has \['conversion'\]"),
+    ("value no contract can write", 'when = "below_target"', 'value = "conversion-rate"', 8,
+     r"value 'conversion-rate' can never be in a report: value names are 1-24 chars of a-z 0-9 _ \."),
     ("unknown action", "{ add_channel = \"video\" }", "{ add_chanel = \"video\" }", 31,
      r"unknown action 'add_chanel'; use one of \["),
     ("min above max", "min_bid = 10, max_bid = 300", "min_bid = 400, max_bid = 300", 27,

@@ -84,6 +84,8 @@ def test_mistakes_are_refused_before_signing(dev_chain: DevChain, tmp_path: Path
         (("--code", "builtin:page_views"), "error: condition needs --every-visits or --every-ms (or both) above 0"),
         (("--code", "builtin:page_views", "--every-ms", 10, "--param", "min"), "error: --param 'min': write NAME=INTEGER"),
         (("--code", "builtin:page_views", "--every-ms", 10, "--target", "views>1"), "error: --target 'views>1': write VALUE>=X"),
+        (("--code", "builtin:page_views", "--every-ms", 10, "--target", "Page Views>=1"),
+         "error: target value name 'Page Views' must be 1-24 chars of a-z 0-9 _ ."),
         # A target on a value the contract never writes would never be missed: a silent no-op.
         (("--code", "builtin:conversion_rate", "--every-ms", 10, "--target", "conv>=0.02"),
          "error: --target names the value 'conv', but this contract writes ['conversion_rate'] (run "

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pmkt.chain.contract_api import ACCESS_METHOD_CODES, OPERATION_CODES
+from p2pmkt.contracts.abi import OUTPUT_NAME
 from p2pmkt.errors import InvalidTransaction
 from p2pmkt.market.model import (
     ACCESS_METHODS,
@@ -18,6 +19,7 @@ from p2pmkt.market.model import (
     Visit,
     parse_report_id,
     report_id,
+    value_name_ok,
 )
 
 visits = st.builds(
@@ -79,3 +81,15 @@ def test_a_keyword_with_an_extra_field_is_refused_naming_it() -> None:
         Campaign.from_wire(wrong)
     assert exc.value.message == (
         "keyword 'trail boots' has unknown fields ['bid', 'cpc']; its fields are exactly ['match', 'text']")
+
+
+@pytest.mark.parametrize("value", ["conversion-rate", "average_order_value_browser", "Conv", ""])
+def test_a_target_on_a_value_no_contract_can_write_is_refused(value: str) -> None:
+    # Contracts write 1-24 chars of [a-z0-9_.] (CONTRACTS.md); any other target never matches.
+    with pytest.raises(InvalidTransaction, match=r"must be 1-24 chars of a-z 0-9 _ \. \(the names a contract can write"):
+        Target.from_wire({"value": value, "threshold": 1, "scale": 0, "direction": "at_least"})
+
+
+@given(st.text(alphabet="abcz09_.-A ", max_size=26))
+def test_target_value_names_are_exactly_the_contract_output_names(name: str) -> None:
+    assert value_name_ok(name) == (OUTPUT_NAME.fullmatch(name.encode()) is not None)
