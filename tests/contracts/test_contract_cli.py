@@ -92,3 +92,36 @@ def test_scaffolded_project_builds_and_runs(tmp_path: Path, capsys: pytest.Captu
     out = json.loads(capsys.readouterr().out)
     assert out["values"] == {"big_orders": 10000, "big_order_share": 5000}
     assert out["decimal"] == {"big_orders": "1.0000", "big_order_share": "0.5000"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm not installed: cannot build AssemblyScript")
+def test_a_scaffolded_contract_keeps_its_asserts_and_refuses_a_name_it_would_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The scaffold used to build with --noAssert: a failing assert() returned ok, and the SDK
+    # cut a 27-char output name to 24, which no target written in full could match.
+    project = tmp_path / "checks"
+    cli("new", "checks", "--dir", str(project))
+    from p2pmkt.contracts.builtin.build import ensure_compiler
+
+    ensure_compiler()
+    (project / "node_modules").symlink_to(BUILTIN_DIR / "node_modules")
+    (project / "assembly" / "index.ts").write_text(
+        'import { Output, param } from "./sdk";\n'
+        'export { p2pmkt_alloc } from "./sdk";\n'
+        "export function p2pmkt_eval(visits: usize, n: i32, params: usize, nParams: i32): i32 {\n"
+        '  if (param(params, nParams, "long", 0) == 1) {\n'
+        '    return new Output(1, 0).set(0, "average_order_value_browser", 1).done();\n'
+        "  }\n"
+        '  assert(n > 1000, "window too small");\n'
+        '  return new Output(1, 0).set(0, "n", n).done();\n'
+        "}\n")
+    assert cli("build", str(project)) == 0
+    wasm, visits = str(project / "build/checks.wasm"), str(project / "visits.jsonl")
+    capsys.readouterr()
+    assert cli("run", wasm, "--visits", visits) == 1
+    assert json.loads(capsys.readouterr().out)["error"].startswith("abort: window too small at assembly/index.ts:7")
+    assert cli("run", wasm, "--visits", visits, "--params", "long=1") == 1
+    assert json.loads(capsys.readouterr().out)["error"].startswith(
+        "abort: output name must be 1..24 chars of [a-z0-9_.] at assembly/sdk.ts:")

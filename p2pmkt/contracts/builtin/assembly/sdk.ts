@@ -131,6 +131,13 @@ export class Output {
   }
   /** Set entry `i` to (`name`, `value`); names are 1..24 chars of [a-z0-9_.]. */
   set(i: i32, name: string, value: i64): Output {
+    if (!ASC_NO_ASSERT) {
+      // A longer name would be cut to 24 chars, and no target written with it would match.
+      // (Built-ins compile with --noAssert, which compiles this branch out: their names are
+      // fixed, and their committed modules stay what they were.)
+      assert(name.length >= 1 && name.length <= 24, "output name must be 1..24 chars of [a-z0-9_.]");
+      assert(i >= 0 && i < this.count, "output entry index is not below the count of new Output(count, scale)");
+    }
     const entry = this.ptr + 8 + <usize>i * 32;
     for (let c = 0; c < name.length && c < 24; c++) {
       store<u8>(entry + <usize>c, <u8>name.charCodeAt(c));
