@@ -31,7 +31,7 @@ from dataclasses import replace
 
 from p2pmkt.chain.contract_api import ContractRuntime, EvalResult
 from p2pmkt.chain.genesis import ChainParams
-from p2pmkt.chain.state import WriteBatch
+from p2pmkt.chain.state import StateReader, WriteBatch
 from p2pmkt.errors import LocalError
 from p2pmkt.market.conditions import is_due
 from p2pmkt.market.events import ReportWritten
@@ -43,6 +43,21 @@ from p2pmkt.market.store import (
     visit_count,
     window_chunks,
 )
+
+
+def any_report_due(state: StateReader, time: int) -> bool:
+    """Would a block at ``time`` write a report (the same test as :func:`end_block`'s)?"""
+    counts: dict[str, int] = {}
+    for ind in all_indicators(state):
+        if not ind.active:
+            continue
+        merchant = ind.spec.merchant
+        if merchant not in counts:
+            counts[merchant] = visit_count(state, merchant) or 0
+        if is_due(ind.spec.condition, visits_since=counts[merchant] - ind.from_seq,
+                  last_time=ind.last_time, now=time) is not None:
+            return True
+    return False
 
 
 def end_block(

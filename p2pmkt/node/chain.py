@@ -48,6 +48,7 @@ from p2pmkt.chain.tx import DecodedTxCache, SignedTransaction
 from p2pmkt.crypto.keys import PrivateKey
 from p2pmkt.errors import ConfigError, InvalidBlock, P2pmktError
 from p2pmkt.market.events import MarketingUpdated, ReportWritten, VisitsAppended
+from p2pmkt.market.reports import any_report_due
 from p2pmkt.node.logs import kv
 from p2pmkt.node.metrics import NodeMetrics
 from p2pmkt.storage.lmdb import LmdbStore
@@ -243,20 +244,26 @@ class ChainService:
     ) -> Block | None:
         """Sign a block of pooled transactions on top of ``parent`` (default: the head).
 
-        Returns None when the pool has nothing to include.
+        Returns None when the pool has nothing to include, unless an indicator's report is due
+        by block time (``every_ms``, over visits that arrived): then the block is empty. A
+        chain makes blocks only for transactions, so without it a time-triggered report
+        waited for the next transaction, however late.
         """
         params = self.genesis.params
         txs = self.mempool.select(params.max_block_txs, params.max_block_bytes)
-        if not txs:
-            return None
         base = parent or self.head()
+        block_time = max(now_ms, base.time + 1)
+        if not txs:
+            with self.store.snapshot() as snap:
+                if not any_report_due(snap, block_time):
+                    return None
         return build_block(
             key,
             chain=self.genesis.chain_id,
             height=base.height + 1,
             parent=base.hash,
             state=base.state_root,
-            time=max(now_ms, base.time + 1),
+            time=block_time,
             txs=txs,
         )
 

@@ -340,7 +340,8 @@ async def run_block_producer(
 
     ``build_block`` returns the encoded block (built on the application's current head from
     its mempool, within its size limit) or None when there is nothing to propose (no empty
-    blocks unless the application wants them). The next block is built only once the
+    blocks unless the application wants them: p2pmkt's do when a report falls due by block
+    time). The next block is built only once the
     previous one is applied, so each proposal extends the head it was built on. A block from
     a deposed leader may still commit after a newer one; the application must then skip it
     (its parent is not the head), which every node does identically.

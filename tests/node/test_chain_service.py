@@ -269,3 +269,28 @@ async def test_a_node_remembers_when_it_applied_each_block_and_answers_it(tmp_pa
     assert replay.head() == chain.head()
     chain.close()
     replay.close()
+
+
+def test_a_time_triggered_report_gets_an_empty_block_when_no_transaction_comes(tmp_path: Path) -> None:
+    """On an idle chain a report due by block time (every_ms, over visits that arrived)
+    used to wait for the next transaction, however late: the leader makes no block without
+    one. The block builder now makes an empty block once such a report is due, and only then."""
+    chain = _open(tmp_path / "a")
+    ops, terminal, validator = dev_key("acme-ops"), dev_key("terminal"), dev_key("validator")
+    chain.submit(make_tx(ops, CHAIN, 0, "contract.deploy", {"code": builtin_code("conversion_rate")}).encode())
+    chain.submit(make_tx(ops, CHAIN, 1, "indicator.configure", {
+        "merchant": "acme", "name": "conversion", "code": builtin_hash("conversion_rate"), "params": {},
+        "condition": {"every_visits": 1000, "every_ms": 60_000}, "target": None}).encode())
+    _step(chain, T0 + 1000)  # configured at block time T0 + 1 s
+    assert chain.build_block(validator, T0 + 90_000) is None, "no visits yet: an empty report would say nothing"
+
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(6, 1, T0)}).encode())
+    assert not [e for e in _step(chain, T0 + 2000) if isinstance(e, ReportWritten)]
+    assert chain.build_block(validator, T0 + 60_999) is None, "not due before 60 s of block time"
+    block = chain.build_block(validator, T0 + 61_000)
+    assert block is not None and block.txs == ()
+    events = chain.apply(block).result.events
+    (report,) = [e.report for e in events if isinstance(e, ReportWritten)]
+    assert (report.trigger, report.from_seq, report.to_seq, report.time) == ("time", 0, 6, T0 + 61_000)
+    assert chain.build_block(validator, T0 + 200_000) is None, "reported: nothing is due until new visits"
+    chain.close()
