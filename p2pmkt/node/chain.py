@@ -365,8 +365,14 @@ class ChainService:
             if isinstance(event, VisitsAppended):
                 m.visits.inc(event.count)
             elif isinstance(event, ReportWritten):
-                m.reports.labels(ok=str(event.report.ok).lower()).inc()
+                r = event.report
+                m.reports.labels(ok=str(r.ok).lower()).inc()
                 m.contract_fuel.inc(event.fuel_used)
+                if not r.ok:
+                    # The chain records it (market.reports); the merchant's engineers and the
+                    # operators read logs: say which indicator failed, and why.
+                    log.warning(kv("report_failed", report=r.id, height=r.height, error=r.error,
+                                   code=r.code_hash.hex()[:16], fuel=event.fuel_used))
             elif isinstance(event, MarketingUpdated):
                 m.updates.inc()
 

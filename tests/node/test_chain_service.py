@@ -7,6 +7,8 @@ blocks reaches the same state roots.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from pathlib import Path
 
@@ -293,4 +295,28 @@ def test_a_time_triggered_report_gets_an_empty_block_when_no_transaction_comes(t
     (report,) = [e.report for e in events if isinstance(e, ReportWritten)]
     assert (report.trigger, report.from_seq, report.to_seq, report.time) == ("time", 0, 6, T0 + 61_000)
     assert chain.build_block(validator, T0 + 200_000) is None, "reported: nothing is due until new visits"
+    chain.close()
+
+
+def test_a_failed_report_is_logged_with_its_indicator_and_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing contract used to leave no trace in any node's log (only in market.reports and
+    an unlabelled counter)."""
+    import wasmtime
+
+    code = bytes(wasmtime.wat2wasm((Path(__file__).parents[1] / "contracts/fixtures/negative_return.wat").read_text()))
+    chain = _open(tmp_path / "a")
+    ops, terminal = dev_key("acme-ops"), dev_key("terminal")
+    chain.submit(make_tx(ops, CHAIN, 0, "contract.deploy", {"code": code}).encode())
+    chain.submit(make_tx(ops, CHAIN, 1, "indicator.configure", {
+        "merchant": "acme", "name": "broken", "code": hashlib.sha256(code).digest(), "params": {},
+        "condition": {"every_visits": 10, "every_ms": 0}, "target": None}).encode())
+    _step(chain, T0 + 1000)
+    chain.submit(make_tx(terminal, CHAIN, 0, "visit.batch", {"visits": _visits(10, 1, T0)}).encode())
+    with caplog.at_level(logging.WARNING, logger="p2pmkt.chain"):
+        _step(chain, T0 + 2000)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("report_failed ")]
+    assert lines == [f"report_failed report=acme/broken/0 height=2 error='contract_error: -42' "
+                     f"code={hashlib.sha256(code).hexdigest()[:16]} fuel=24"], lines
     chain.close()
