@@ -60,12 +60,15 @@ def add_parser(subparsers: Any) -> None:
     run = sub.add_parser(
         "run", help="Evaluate a contract locally over visits (JSON lines).", formatter_class=fmt,
         epilog="example: p2pmkt contract run build/big_orders.wasm --visits visits.jsonl "
-        "--params min_amount=5000",
+        "--param min_amount=5000",
     )
     run.add_argument("wasm", type=Path)
     run.add_argument("--visits", type=Path, required=True,
                      help="one visit per line: {ip, account, time, merchant, method, op, item, amount}")
-    run.add_argument("--params", nargs="*", default=[], metavar="K=V", help="integer parameters")
+    run.add_argument("--param", action="append", dest="params", default=[], metavar="NAME=INT",
+                     help="a contract parameter, a 64-bit integer (repeatable, as `indicator configure` takes it)")
+    run.add_argument("--params", nargs="*", dest="params", metavar="K=V",
+                     help="several parameters at once (the older spelling)")
     run.add_argument("--fuel", type=int, default=DEFAULT_FUEL, help="fuel budget (default: %(default)s)")
     run.add_argument("--memory", type=int, default=DEFAULT_MEMORY, help="memory limit in bytes (default: %(default)s)")
     run.set_defaults(func=_run)

@@ -122,6 +122,6 @@ def test_a_scaffolded_contract_keeps_its_asserts_and_refuses_a_name_it_would_cut
     capsys.readouterr()
     assert cli("run", wasm, "--visits", visits) == 1
     assert json.loads(capsys.readouterr().out)["error"].startswith("abort: window too small at assembly/index.ts:7")
-    assert cli("run", wasm, "--visits", visits, "--params", "long=1") == 1
+    assert cli("run", wasm, "--visits", visits, "--param", "long=1") == 1
     assert json.loads(capsys.readouterr().out)["error"].startswith(
         "abort: output name must be 1..24 chars of [a-z0-9_.] at assembly/sdk.ts:")
