@@ -28,6 +28,7 @@ import trio
 from p2pmkt.chain.block import Block, decode_block
 from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.crypto.keys import PrivateKey
+from p2pmkt.crypto.peerid import peer_id_of
 from p2pmkt.errors import group_leaves
 from p2pmkt.market.model import Visit
 from p2pmkt.net.errors import StreamClosed
@@ -315,6 +316,11 @@ async def open_client(addr: str, key: PrivateKey | None = None) -> AsyncIterator
     trio.TooSlowError`` around a ``wait_tx_committed`` works); only several errors at once
     stay a group.
     """
+    if key is not None and addr.rstrip("/").endswith("/p2p/" + peer_id_of(key.public_key.compressed)):
+        # The node's own key (an operator signing with a node's node.key through that very
+        # node): a connection from its own peer id confuses the node's peer book, so the
+        # connection gets an ephemeral identity; the key still signs.
+        key = None
     try:
         async with open_net(key, CLIENT_NET_CONFIG) as net, AsyncExitStack() as stack:
             peer = await net.connect(addr)

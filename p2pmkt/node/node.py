@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -41,7 +44,7 @@ from p2pmkt.chain.tx import SignedTransaction
 from p2pmkt.config import Limits, NodeConfig
 from p2pmkt.crypto.keyfile import load_key
 from p2pmkt.crypto.keys import PrivateKey, address_hex
-from p2pmkt.errors import Busy, P2pmktError
+from p2pmkt.errors import Busy, ConfigError, LocalError, P2pmktError
 from p2pmkt.market.events import ReportWritten
 from p2pmkt.market.model import Report
 from p2pmkt.node import clock
@@ -84,7 +87,19 @@ class ChainBlocks:
 
 async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run a node until cancelled. ``task_status.started(info)`` once it serves RPC, with
-    ``info = {"peer_id", "addrs", "address"}``."""
+    ``info = {"peer_id", "addrs", "address"}``.
+
+    Raises:
+        ConfigError: among others, the data directory is another node process's, or the
+            listen or metrics address cannot be bound (the node stops rather than run on
+            unreachable).
+    """
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    with data_dir_lock(config.data_dir):  # before anything listens or opens the store
+        await _run_node(config, task_status=task_status)
+
+
+async def _run_node(config: NodeConfig, *, task_status: Any) -> None:
     from p2pmkt.contracts import RuntimeConfig, WasmRuntime
     from p2pmkt.net import (
         Members,
@@ -114,9 +129,13 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     rules = load_rules(config.agent.rules) if config.agent.rules is not None else None
     metrics = NodeMetrics(config.name)
     if config.metrics:
-        port = metrics.serve(config.metrics)
+        try:
+            port = metrics.serve(config.metrics)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {config.metrics}: {exc.strerror or exc} (another process "
+                "holds the port? change metrics in config.toml, or pass --metrics)") from exc
         log.info(kv("metrics", listen=f"{config.metrics.rpartition(':')[0]}:{port}"))
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = WasmRuntime(RuntimeConfig(
         max_code_bytes=genesis.params.contract_max_code_bytes, cache_dir=config.data_dir / "wasm-cache"))
     chain = ChainService.open(config.data_dir, genesis, runtime=runtime, metrics=metrics,
@@ -213,6 +232,14 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 election_tick=config.raft.election_ticks, heartbeat_tick=config.raft.heartbeat_ticks,
             )
 
+            if not net.addrs():
+                # py-libp2p logs the socket error and runs on, reachable by no one: a
+                # supervisor would never restart it. Stop instead.
+                raise ConfigError(
+                    f"cannot listen on {', '.join(config.listen)} (see the error above: the port "
+                    "in use by another process, or an address not of this machine); change "
+                    "listen in config.toml")
+
             def network() -> tuple[str | None, tuple[str, ...]]:
                 peers = tuple(p for p in net.connected_peers() if members.is_member(p))
                 metrics.peers.set(len(peers))
@@ -250,12 +277,17 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 nursery.start_soon(_forward_submitted, net, driver, members, forward_recv,
                                    gossip, chain.mempool.in_arrival_order, backup)
                 nursery.start_soon(_heads_out, net, heads_recv)
-                nursery.start_soon(_heads_in, net, app)
+                def in_raft() -> bool:
+                    conf = driver.statistics().status.conf_state
+                    return NodeId(address) in conf.voters or NodeId(address) in conf.learners
+
+                nursery.start_soon(_heads_in, net, app, in_raft)
                 nursery.start_soon(_catch_up, net, app, members,
                                    partial(fetch_blocks, genesis=bytes(genesis.hash)), MAX_RANGE)
                 nursery.start_soon(_reconcile_membership, driver, chain, members, voters)
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
                                    config.raft.tick_ms / 1000)
+                nursery.start_soon(_refresh_gauges, network, chain)
                 if rules is not None:
                     nursery.start_soon(_run_agent, config, chain, api, key, reports_recv, rules)
                 log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
@@ -272,6 +304,50 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     finally:
         unwatch_gc()
         chain.close()
+
+
+GAUGE_REFRESH = 1.0
+"""Seconds between refreshes of the gauges nothing else updates (peers, leadership, height)."""
+
+
+async def _refresh_gauges(network: Callable[[], Any], chain: ChainService) -> None:
+    """Keep the health gauges current for a scraper: ``network()`` sets peers and leadership
+    (before, only a ``node.info`` call did, so a curl check read stale values), and the
+    height is set from the head (a restarted node read 0 until its next block)."""
+    while True:
+        network()
+        chain.metrics.height.set(chain.head().height)
+        await trio.sleep(GAUGE_REFRESH)
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold ``DATA/node.lock`` (an exclusive ``flock``, with this process's pid in it) while
+    the node runs.
+
+    LMDB lets several processes open one store, and libp2p listens with SO_REUSEPORT: a second
+    ``node run`` on the same directory started, shared the port, and resumed from a stale
+    height while the first lost its leader again and again.
+
+    Raises:
+        ConfigError: another process holds the directory.
+    """
+    import fcntl
+
+    fd = os.open(data_dir / "node.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ConfigError(
+                f"{data_dir} is in use by another node process (pid {holder}): stop it first, or "
+                "give this node its own data directory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 async def _gossip_out(net: Any, outbox: trio.MemoryReceiveChannel[bytes]) -> None:
@@ -506,14 +582,18 @@ async def _heads_out(net: Any, heads: trio.MemoryReceiveChannel[bytes]) -> None:
             log.warning(kv("gossip_head_publish_failed", error=repr(exc)))
 
 
-async def _heads_in(net: Any, app: Any) -> None:
+async def _heads_in(net: Any, app: Any, in_raft: Callable[[], bool]) -> None:
     """Committed blocks announced by the leader: a head beyond ours starts catch-up."""
     if net.gossip is None:
         return
     async for head in net.gossip.heads:
-        # A node a block or two behind is just busy applying what Raft delivered; only a
-        # real gap (a missed snapshot, a long pause) is worth fetching from peers.
-        if head.height > app.chain.head().height + CATCH_UP_GAP:
+        # A Raft member a block or two behind is just busy applying what Raft delivered;
+        # only a real gap (a missed snapshot, a long pause) is worth fetching from peers. A
+        # member that is no validator gets blocks only this way: every head counts (it
+        # stayed up to CATCH_UP_GAP blocks behind, and at height 0 until the chain was
+        # that long).
+        gap = CATCH_UP_GAP if in_raft() else 0
+        if head.height > app.chain.head().height + gap:
             app.target_height = max(app.target_height, head.height)
 
 
@@ -534,6 +614,8 @@ async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_ran
                     if blocks and app.offer(blocks):
                         log.info(kv("caught_up", to=app.chain.head().height, peer=peer))
                         break
+            except LocalError:
+                raise  # this node's own failure (its store full at the ceiling): stop, say why
             except Exception as exc:
                 log.debug(kv("catch_up_failed", peer=peer, error=repr(exc)))
 
