@@ -283,7 +283,8 @@ async def _run_node(config: NodeConfig, *, task_status: Any) -> None:
 
                 nursery.start_soon(_heads_in, net, app, in_raft)
                 nursery.start_soon(_catch_up, net, app, members,
-                                   partial(fetch_blocks, genesis=bytes(genesis.hash)), MAX_RANGE)
+                                   partial(fetch_blocks, genesis=bytes(genesis.hash)), MAX_RANGE,
+                                   lambda: driver.leader is None)
                 nursery.start_soon(_reconcile_membership, driver, chain, members, voters)
                 nursery.start_soon(_watch_leader_connection, net, driver, members,
                                    config.raft.tick_ms / 1000)
@@ -597,13 +598,26 @@ async def _heads_in(net: Any, app: Any, in_raft: Callable[[], bool]) -> None:
             app.target_height = max(app.target_height, head.height)
 
 
-async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_range: int) -> None:
-    """Fetch blocks this node lacks (after a Raft snapshot) from member peers."""
+PROBE_INTERVAL = 2.0
+"""Seconds between asking member peers for blocks beyond our head while no leader is known."""
+
+
+async def _catch_up(net: Any, app: Any, members: Any, fetch_blocks: Any, max_range: int,
+                    leaderless: Callable[[], bool] = lambda: False) -> None:
+    """Fetch blocks this node lacks (after a Raft snapshot, or a head announced beyond ours)
+    from member peers. While no leader is known it also asks them every ``PROBE_INTERVAL``:
+    a node restarted with an empty store knows only the genesis membership, so it refuses
+    a leader added later (and its heads) until it has the blocks that made it a member."""
+    last_probe = -PROBE_INTERVAL
     while True:
         await trio.sleep(0.2)  # polling period of the catch-up check, not a readiness wait
         want = app.wants()
         if want is None:
-            continue
+            if not leaderless() or trio.current_time() - last_probe < PROBE_INTERVAL:
+                continue
+            last_probe = trio.current_time()
+            head = app.chain.head().height
+            want = (head + 1, head + max_range)  # whatever a peer holds beyond our head
         start, end = want
         for peer in net.connected_peers():
             if not members.is_member(peer):

@@ -84,3 +84,27 @@ async def test_a_full_store_during_catch_up_stops_the_node_instead_of_retrying_s
 
     with pytest.raises(StorageFull, match="full at its ceiling"), trio.fail_after(10):
         await _catch_up(_Net(), app, _Members(), fetch, 100)
+
+
+@pytest.mark.parametrize("leaderless", [True, False])
+async def test_without_a_known_leader_the_node_asks_its_peers_for_blocks_beyond_its_head(leaderless: bool) -> None:
+    """A node restarted with an empty store knows only the genesis membership: it refused the
+    Raft messages and heads of a leader added later, so nothing ever set a catch-up target
+    and it stayed at height 0. While it knows no leader it now asks its member peers."""
+    app = _App(_Chain(0))
+    asked: list[tuple[int, int]] = []
+
+    class _Members:
+        def is_member(self, peer: str) -> bool:
+            return True
+
+    async def fetch(net: Any, peer: str, start: int, end: int) -> Any:
+        asked.append((start, end))
+        return [f"block {h}" for h in range(start, start + 3)], start + 2
+
+    with trio.move_on_after(1.0):  # the task runs forever; a second covers a probe
+        await _catch_up(_Net(), app, _Members(), fetch, 100, lambda: leaderless)
+    if leaderless:
+        assert asked[0] == (1, 100) and app.offered[0] == ["block 1", "block 2", "block 3"]
+    else:
+        assert asked == [] and app.offered == []
