@@ -109,6 +109,7 @@ class Discovery:
         self._not_nodes: set[str] = set()
         self._dialing: set[str] = set()
         self._first: dict[str, str] = {}  # peer id → the address that last connected
+        self._unreachable: dict[str, str] = {}  # peer id → why its dials fail (logged once)
         self._wake = trio.Event()
 
     def add(self, peer_id: str, addrs: list[str]) -> bool:
@@ -159,6 +160,9 @@ class Discovery:
         while True:
             self._wake = trio.Event()
             for peer_id in list(self.known):
+                if peer_id in self._unreachable and self._net.is_connected(peer_id):
+                    del self._unreachable[peer_id]  # it dialled us
+                    log.info("connected to %s again", peer_id)
                 if peer_id not in self._dialing and not self._net.is_connected(peer_id):
                     self._dialing.add(peer_id)
                     nursery.start_soon(self._dial, peer_id)
@@ -166,18 +170,31 @@ class Discovery:
                 await self._wake.wait()
 
     async def _dial(self, peer_id: str) -> None:
-        """Try the peer's addresses in :meth:`dial_order` until one connects."""
+        """Try the peer's addresses in :meth:`dial_order` until one connects.
+
+        The first failure after a success (or the very first) is logged once as a warning,
+        naming the address and the error (a node that is down, a wrong port, a bootstrap
+        address with the wrong peer id); the retries every ``reconnect_interval`` are debug.
+        """
         try:
+            failures = []
             for addr in self.dial_order(peer_id):
                 try:
                     await self._net.connect(f"{addr}/p2p/{peer_id}")
                 except P2pmktError as exc:
                     log.debug("dial %s at %s failed: %s", peer_id, addr, exc)
+                    failures.append(f"{addr}: {exc}")
                     continue
                 self._first[peer_id] = addr
+                if self._unreachable.pop(peer_id, None) is not None:
+                    log.info("connected to %s at %s again", peer_id, addr)
                 log.debug("connected to %s at %s", peer_id, addr)
                 await self._exchange(peer_id)
                 return
+            if failures and peer_id not in self._unreachable:
+                self._unreachable[peer_id] = failures[0]
+                log.warning("cannot reach %s (%s); retrying every %g s, quietly until it answers",
+                            peer_id, "; ".join(failures)[:400], self._net.config.reconnect_interval)
         except P2pmktError as exc:
             log.debug("peer exchange with %s failed: %s", peer_id, exc)
         finally:

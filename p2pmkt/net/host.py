@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -126,6 +127,10 @@ class NetConfig:
     pex_interval: float = 2.0
 
 
+REFUSAL_LOG_EVERY = 60.0
+"""Seconds between two log lines about the same non-member refused on the same protocol."""
+
+
 class Net:
     """A running host: identity, connections, framed streams, gossip and discovery.
 
@@ -146,6 +151,7 @@ class Net:
         from p2pmkt.net.discovery import Discovery  # cycle: discovery uses Net
 
         self.discovery = Discovery(self)
+        self._refusals_logged: dict[tuple[str, str], float] = {}
 
     # ---------------------------------------------------------------- addresses, peers
 
@@ -223,6 +229,20 @@ class Net:
 
     # ---------------------------------------------------------------- streams
 
+    def _log_refusal(self, protocol: str, peer_id: str) -> None:
+        """Say once a minute per peer and protocol that a non-member was refused (a peer that
+        keeps trying logged ten lines a second), and what to check."""
+        now = time.monotonic()
+        key = (protocol, peer_id)
+        if now - self._refusals_logged.get(key, -REFUSAL_LOG_EVERY) < REFUSAL_LOG_EVERY:
+            return
+        self._refusals_logged[key] = now
+        log.warning(
+            "refused %s stream from %s: not a member of chain %s as this node's state has it "
+            "(if it should be: compare `p2pmkt genesis show` on both machines, or this node may "
+            "still be catching up to the block that added it); said once a minute",
+            protocol, peer_id, self.config.chain_id)
+
     def handle(
         self,
         protocol: str,
@@ -244,7 +264,7 @@ class Net:
             try:
                 fs = FramedStream(stream, max_frame=max_frame, frame_timeout=frame_timeout)
                 if members_only and not self.allowed(fs.peer_id):
-                    log.info("refused %s stream from non-member %s", protocol, fs.peer_id)
+                    self._log_refusal(protocol, fs.peer_id)
                     await fs.reset()
                     return
                 await handler(fs)

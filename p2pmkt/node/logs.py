@@ -32,6 +32,9 @@ def setup_logging(
     host = logging.getLogger("libp2p.host.basic_host")
     if not any(isinstance(f, ClientPeerWithoutGossip) for f in host.filters):
         host.addFilter(ClientPeerWithoutGossip())
+    tcp = logging.getLogger("libp2p.transport.tcp.tcp")
+    if not any(isinstance(f, DialRetries) for f in tcp.filters):
+        tcp.addFilter(DialRetries())
 
 
 class ClientPeerWithoutGossip(logging.Filter):
@@ -58,3 +61,12 @@ def kv(event: str, **fields: Any) -> str:
             text = repr(text)
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+class DialRetries(logging.Filter):
+    """Drops py-libp2p's ERROR for each failed TCP dial. The node redials a member that is
+    down every half second: each other node logged about 240 of these a minute. The node's
+    discovery says it once instead (``cannot reach PEER (...)``), and again when it is back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to open TCP stream")

@@ -46,3 +46,13 @@ def test_setting_up_twice_adds_the_filter_once(log: io.StringIO) -> None:
     setup_logging("info", stream=log)
     host = logging.getLogger("libp2p.host.basic_host")
     assert sum(type(f).__name__ == "ClientPeerWithoutGossip" for f in host.filters) == 1
+
+
+def test_each_failed_tcp_dial_is_not_an_error_line(log: io.StringIO) -> None:
+    # Redialling a member that is down every half second logged ~240 ERROR lines a minute;
+    # discovery says it once (tests/net/test_dial_warnings.py).
+    tcp = logging.getLogger("libp2p.transport.tcp.tcp")
+    tcp.error("Failed to open TCP stream: %s", "all attempts to connect to 127.0.0.1:47102 failed")
+    assert log.getvalue() == ""
+    tcp.error("Failed to start TCP listener for /ip4/127.0.0.1/tcp/47105: [Errno 98] Address already in use")
+    assert "Address already in use" in log.getvalue()
