@@ -281,14 +281,16 @@ def _node_init(args: argparse.Namespace) -> int:
           f"({key_origin or 'the existing key, kept'})")
     print(f"  address  {address_hex(key.address)}")
     print(f"  peer id  {peer_id}")
+    # What genesis says: membership and roles change by transactions since (`member show`).
     if member is None:
-        print(f"note: this key is not a member of genesis {genesis.chain_id}: the other nodes take "
-              "no part with it until a platform key adds it (`p2pmkt member add NAME KEY_SHOW.json "
+        print(f"note: this key is not a member in genesis {genesis.chain_id}: unless a platform key "
+              "has added it since (check: `p2pmkt member show ADDRESS --connect ...`), the other "
+              "nodes take no part with it until one does (`p2pmkt member add NAME KEY_SHOW.json "
               "--role ...`); its node then catches up from them")
     else:
         validator = "a validator" if member.name in genesis.validators else "not a validator"
-        print(f"  member   {member.name} of {genesis.chain_id}: roles {', '.join(member.roles) or 'none'}; "
-              f"{validator}")
+        print(f"  member   {member.name} in genesis {genesis.chain_id}: roles {', '.join(member.roles) or 'none'}; "
+              f"{validator} (at genesis; `p2pmkt member show ADDRESS` gives the chain's current view)")
     _print_dial_addresses(args.announce or args.listen or [DEFAULT_LISTEN], peer_id,
                           announced=bool(args.announce))
     if not args.bootstrap and len(genesis.validators) > 1:

@@ -294,7 +294,7 @@ async def _run_node(config: NodeConfig, *, task_status: Any) -> None:
                 log.info(kv("node_started", name=config.name, address=address, peer_id=net.peer_id,
                             addrs=",".join(net.addrs()),
                             advertised=",".join(net.discovery.own_addrs()), height=chain.head().height,
-                            validator=is_validator))
+                            validator=_validator_status(chain, key.address)))
                 task_status.started({"peer_id": net.peer_id, "addrs": net.addrs(), "address": address})
                 # Everything allocated so far (modules, libp2p, wasmtime, genesis) lives as long
                 # as the process: move it out of the collector's sight, so that full
@@ -305,6 +305,16 @@ async def _run_node(config: NodeConfig, *, task_status: Any) -> None:
     finally:
         unwatch_gc()
         chain.close()
+
+
+def _validator_status(chain: ChainService, address: bytes) -> str:
+    """``voter``, ``learner`` or ``none``, as the chain's state at this node's head has it (a
+    node restarted with an empty store reads the genesis's until it has caught up)."""
+    from p2pmkt.chain.roles import validator_set
+
+    with chain.store.snapshot() as snap:
+        vs = validator_set(snap)
+    return "voter" if address in vs.voters else "learner" if address in vs.learners else "none"
 
 
 GAUGE_REFRESH = 1.0

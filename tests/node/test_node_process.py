@@ -137,6 +137,7 @@ def test_a_client_signing_with_the_nodes_own_key_is_not_taken_for_a_peer(
     node's own peer id, and the node listed itself among its connected members."""
     _proc, lines, _metrics = running
     started = next(line for line in lines.seen if "node_started " in line)
+    assert " validator=voter" in started  # the chain's view (was genesis's True/False)
     addr = re.search(r" addrs=(\S+)", started).group(1).split(",")[0]  # type: ignore[union-attr]
     done = _cli("node", "status", "--connect", addr, "--key", "v.key", "--json", cwd=net)
     assert done.returncode == 0, done.stderr
