@@ -74,7 +74,17 @@ class ConsoleClient:
         txid = self._c.submit_tx(stx)
         if not wait:
             return {"txid": txid, "status": "pending"}
-        return dict(self._c.wait_tx_committed(txid, timeout).to_wire())
+        import trio
+
+        try:
+            return dict(self._c.wait_tx_committed(txid, timeout).to_wire())
+        except trio.TooSlowError as exc:
+            # Not "unreachable": the node took the transaction, which may yet commit.
+            raise TimeoutError(
+                f"transaction {txid.hex()} was taken by the node but not committed within "
+                f"{timeout:g} s; it may still commit (no leader? see `p2pmkt node status`): look "
+                f"it up with tx(bytes.fromhex('{txid.hex()}')) in `p2pmkt console` before "
+                "sending it again") from exc
 
     def events(self, kinds: Iterable[str]) -> Iterator[dict[str, Any]]:
         """Events as they arrive, one batch at a time (Ctrl-C ends the iteration)."""

@@ -138,6 +138,9 @@ def _exit_code(exc: BaseException) -> int:
     # whenever one was raised.
     trio = sys.modules.get("trio")
     too_slow = trio is not None and isinstance(exc, trio.TooSlowError)
+    if isinstance(exc, TimeoutError) and str(exc).startswith("transaction "):
+        print(f"timeout: {exc}", file=sys.stderr)  # taken, not known to be lost: not unreachable
+        return EXIT_UNAVAILABLE
     if isinstance(exc, TimeoutError) or too_slow or (isinstance(exc, P2pmktError) and _is_network(exc)):
         reason = getattr(exc, "reason", "timeout")
         print(f"unreachable ({reason}): {str(exc) or 'no answer in time'}", file=sys.stderr)

@@ -133,3 +133,36 @@ def test_output_to_a_reader_that_went_away_ends_quietly_with_141(tmp_path: Path)
     proc.stderr.close()
     assert proc.wait(timeout=30) == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_a_transaction_taken_but_not_committed_in_time_says_it_may_still_commit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It read 'unreachable (timeout): no answer in time' although the node had taken it, and
+    it committed later (operator audit)."""
+    import trio
+
+    from p2pmkt.chain.dev import dev_key
+    from p2pmkt.cli.console_client import ConsoleClient
+    from p2pmkt.cli.main import EXIT_UNAVAILABLE, _exit_code
+
+    class _Stuck:
+        def info(self) -> object:
+            return type("Info", (), {"chain": "p2pmkt-dev"})()
+
+        def call(self, method: str, params: object = None) -> object:
+            return {"nonce": 0, "pending_nonce": 0}
+
+        def submit_tx(self, stx: object) -> bytes:
+            return b"\xab" * 32
+
+        def wait_tx_committed(self, txid: bytes, timeout: float) -> object:
+            raise trio.TooSlowError
+
+    with pytest.raises(TimeoutError) as info:
+        ConsoleClient(_Stuck()).send(dev_key("platform"), "role.grant", {}, timeout=30)
+    assert _exit_code(info.value) == EXIT_UNAVAILABLE
+    assert capsys.readouterr().err == (
+        f"timeout: transaction {'ab' * 32} was taken by the node but not committed within 30 s; it may "
+        "still commit (no leader? see `p2pmkt node status`): look it up with "
+        f"tx(bytes.fromhex('{'ab' * 32}')) in `p2pmkt console` before sending it again\n")
