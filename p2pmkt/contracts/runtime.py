@@ -456,7 +456,12 @@ class WasmRuntime:
             ty = exports.get(name)
             if not isinstance(ty, FuncType) or ty.params != params or ty.results != results:
                 sig = f"({', '.join(['i32'] * len(params))}) -> i32"
-                raise ContractRejected(f"module must export function {name}{sig}", reason="bad_exports")
+                if isinstance(ty, FuncType):
+                    found = f"it exports {name}{_signature(ty)}"
+                else:
+                    found = f"it exports no such function (its exports: {', '.join(sorted(exports)) or 'none'})"
+                raise ContractRejected(f"module must export function {name}{sig}; {found}",
+                                       reason="bad_exports")
 
     # ---------------------------------------------------------------- evaluate
 
@@ -604,3 +609,10 @@ class WasmRuntime:
             c.compiled, c.disk_hits, c.memory_hits, c.evaluations, c.failures, len(self._cache)
         )
 
+
+
+def _signature(ty: FuncType) -> str:
+    """``(i32, i64) -> i32``: a function type as the deploy messages write it."""
+    params = ", ".join(str(p) for p in ty.params)
+    results = ", ".join(str(r) for r in ty.results) or "nothing"
+    return f"({params}) -> {results}"

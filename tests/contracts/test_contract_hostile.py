@@ -141,3 +141,22 @@ def test_runtime_keeps_working_after_every_kind_of_failure(
     for name in FAILS_AT_RUN:
         run(name, VISITS, fuel=FUEL, memory_bytes=MEMORY)
     assert run("count", VISITS).values == (("visits", 10),)
+
+
+def test_a_wrong_export_is_refused_saying_what_the_module_has(
+    runtime: WasmRuntime, wat: Callable[[str], bytes]
+) -> None:
+    # A missing p2pmkt_eval and one with the wrong signature read the same before.
+    with pytest.raises(ContractRejected, match=(
+            r"^module must export function p2pmkt_eval\(i32, i32, i32, i32\) -> i32; it exports no such "
+            r"function \(its exports: memory, p2pmkt_alloc\)$")):
+        runtime.check_code(wat("missing_export"))
+    import wasmtime
+
+    from tests.contracts.conftest import FIXTURES
+
+    text = (FIXTURES / "missing_export.wat").read_text().replace(
+        '(func (export "p2pmkt_alloc") (param $n i32)', '(func (export "p2pmkt_alloc") (param $n i32) (param $m i64)')
+    with pytest.raises(ContractRejected, match=(
+            r"^module must export function p2pmkt_alloc\(i32\) -> i32; it exports p2pmkt_alloc\(i32, i64\) -> i32$")):
+        runtime.check_code(bytes(wasmtime.wat2wasm(text)))
