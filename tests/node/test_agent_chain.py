@@ -214,18 +214,7 @@ async def test_after_a_block_rejects_its_update_the_agent_signs_the_next_decisio
         receipts = chain.apply(block).result.receipts
         assert [(r.status, r.reason) for r in receipts] == [("ok", ""), ("rejected", "stale_version")]
 
-        report = _report(chain, 0, 1, T0 + 2000)  # 1 %: missed
-        send, recv = trio.open_memory_channel[Report](1)
-        send.send_nowait(report)
-        send.close()
-        updates: list[ProposedUpdate] = []
-        await run_agent(MerchantAgent("acme", load_rules(COOLDOWN_RULES)), recv, sub, TECH,
-                        on_update=updates.append)
-        assert [u.fired for u in updates] == [("low",)]
-        _step(chain, T0 + 3000)
-        with chain.store.snapshot() as snap:
-            info = get_marketing(snap, "acme")
-        assert info is not None and (info.version, info.cause) == (3, report.id)
+        await _missed_report_updates_to(chain, sub, 3)
     finally:
         chain.close()
 
@@ -246,17 +235,23 @@ async def test_when_its_key_signed_elsewhere_meanwhile_the_agent_signs_its_decis
         # The operator's update, signed with the same key elsewhere, takes nonce 2: version 3.
         chain.submit(make_tx(TECH, CHAIN, 2, "market.update", {**update, "base_version": 2}).encode())
         _step(chain, T0 + 1700)
-        report = _report(chain, 0, 1, T0 + 2000)  # 1 %: missed
-        send, recv = trio.open_memory_channel[Report](1)
-        send.send_nowait(report)
-        send.close()
-        updates: list[ProposedUpdate] = []
-        await run_agent(MerchantAgent("acme", load_rules(COOLDOWN_RULES)), recv, sub, TECH,
-                        on_update=updates.append)
-        assert [u.fired for u in updates] == [("low",)]
-        _step(chain, T0 + 3000)
-        with chain.store.snapshot() as snap:
-            info = get_marketing(snap, "acme")
-        assert info is not None and (info.version, info.cause) == (4, report.id)
+        await _missed_report_updates_to(chain, sub, 4)
     finally:
         chain.close()
+
+
+async def _missed_report_updates_to(chain: ChainService, sub: LocalSubmitter, version: int) -> None:
+    """A missed report goes to the agent on ``sub``; its rule fires and the update it signs
+    commits as ``version``, caused by that report."""
+    report = _report(chain, 0, 1, T0 + 2000)  # 1 %: missed
+    send, recv = trio.open_memory_channel[Report](1)
+    send.send_nowait(report)
+    send.close()
+    updates: list[ProposedUpdate] = []
+    await run_agent(MerchantAgent("acme", load_rules(COOLDOWN_RULES)), recv, sub, TECH,
+                    on_update=updates.append)
+    assert [u.fired for u in updates] == [("low",)]
+    _step(chain, T0 + 3000)
+    with chain.store.snapshot() as snap:
+        info = get_marketing(snap, "acme")
+    assert info is not None and (info.version, info.cause) == (version, report.id)

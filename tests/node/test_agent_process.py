@@ -182,14 +182,19 @@ def node(net: Path) -> Iterator[tuple[subprocess.Popen[str], _Lines, str]]:
     try:
         yield proc, lines, f"http://{metrics.group(1)}/metrics"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        lines.close()
+        stop(proc, lines)
+
+
+def stop(proc: subprocess.Popen[str], lines: _Lines) -> None:
+    """SIGINT the node's process group (SIGKILL after 20 s), then close its output."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    lines.close()
 
 
 @pytest.mark.slow

@@ -5,9 +5,7 @@ health gauges a scraper reads are current without anyone calling the node."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -21,7 +19,7 @@ from p2pmkt.chain.genesis import Genesis, Member
 from p2pmkt.crypto import save_key
 from p2pmkt.crypto.keys import PrivateKey
 
-from .test_agent_process import CLI, ENV, _cli, _free_port, _Lines
+from .test_agent_process import CLI, ENV, _cli, _free_port, _Lines, stop
 
 pytestmark = pytest.mark.slow
 
@@ -50,17 +48,6 @@ def _start(net: Path) -> tuple[subprocess.Popen[str], _Lines]:
     return proc, _Lines(proc)
 
 
-def _stop(proc: subprocess.Popen[str], lines: _Lines) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    lines.close()
-
-
 @pytest.fixture
 def running(net: Path) -> Iterator[tuple[subprocess.Popen[str], _Lines, int]]:
     """n1 running; yields the process, its log and its metrics port."""
@@ -71,7 +58,7 @@ def running(net: Path) -> Iterator[tuple[subprocess.Popen[str], _Lines, int]]:
         lines.wait_for(r"node_started ")
         yield proc, lines, metrics
     finally:
-        _stop(proc, lines)
+        stop(proc, lines)
 
 
 def _exits_with(net: Path, message: str) -> None:
