@@ -11,12 +11,15 @@ Composition (each a task in the node's nursery; structured concurrency only)::
       ├─ gossip out: what was refused or could not be forwarded → bundles
       ├─ gossip in:  bundles → mempool
       ├─ heads: the leader announces each committed block's signed header; a head far
-      │         beyond ours sets the catch-up target
+      │         beyond ours (any beyond, outside Raft) sets the catch-up target
+      ├─ gauges: peers, leadership and height refreshed every second
       └─ agent (merchant-tech with [agent] rules): reports → rules → signed market.update
 
 Validators are the genesis validators; the Raft membership starts from them (a bootstrap log
 written once, identically on every founding node). Peers outside the chain's membership may
 use the RPC protocol (clients) but never the Raft or sync protocols.
+
+The node holds ``DATA/node.lock`` while it runs: one process per data directory.
 
 Shutdown: SIGINT/SIGTERM cancel the nursery; LMDB is closed last.
 """
